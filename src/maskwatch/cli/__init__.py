@@ -1,0 +1,31 @@
+"""The ``maskwatch`` command. Each sub-command lives in its own module and registers itself."""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="maskwatch",
+    help="Check whether people wear face masks in photos, video files and live cameras.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+#: modules under maskwatch.cli that define ``register(app)``
+COMMAND_MODULES = ["detect", "classify", "train", "evaluate", "synth", "watch", "events", "serve"]
+
+for _name in COMMAND_MODULES:
+    try:
+        _module = importlib.import_module(f"{__name__}.{_name}")
+    except ModuleNotFoundError as _exc:  # a command module not written yet
+        if _exc.name != f"{__name__}.{_name}":
+            raise
+        continue
+    _module.register(app)
+
+
+def main() -> None:
+    app()

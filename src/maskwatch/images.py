@@ -1,0 +1,141 @@
+"""Reading images and finding image files, with errors that name the file and the problem."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import InputError
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+
+#: Default refusal limit: 64 megapixels (8000 x 8000) keeps decoding under ~200 MB of memory.
+DEFAULT_MAX_PIXELS = 64_000_000
+
+
+def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode an image file into a BGR ``uint8`` array of shape (H, W, 3).
+
+    Grayscale, palette, alpha, CMYK and 16-bit images are converted; EXIF rotation is applied.
+    Raises :class:`InputError` naming the file for anything that is not a readable image.
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise InputError(path, "no such file") from None
+    except OSError as exc:
+        raise InputError(path, f"cannot access file ({exc.strerror or exc})") from None
+    if path.is_dir():
+        raise InputError(path, "is a directory, not an image")
+    if size == 0:
+        raise InputError(path, "empty file (0 bytes)")
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+            if width * height > max_pixels:
+                raise InputError(
+                    path,
+                    f"image too large: {width}x{height} = {width * height / 1e6:.0f} MP "
+                    f"exceeds the limit of {max_pixels / 1e6:.0f} MP (raise it with --max-pixels)",
+                )
+            img.load()
+            return pil_to_bgr(ImageOps.exif_transpose(img))
+    except InputError:
+        raise
+    except PermissionError:
+        raise InputError(path, "permission denied") from None
+    except UnidentifiedImageError:
+        raise InputError(path, f"not an image file ({_sniff(path)})") from None
+    except Image.DecompressionBombError:
+        raise InputError(path, "image too large (decompression bomb guard)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InputError(path, f"truncated or corrupt image data ({exc})") from None
+
+
+def decode_image_bytes(data: bytes, name: str = "<bytes>", max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Like :func:`read_image` for bytes already in memory (uploads)."""
+    import io
+
+    if not data:
+        raise InputError(name, "empty file (0 bytes)")
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.size[0] * img.size[1] > max_pixels:
+                raise InputError(name, f"image too large: {img.size[0]}x{img.size[1]}")
+            img.load()
+            return pil_to_bgr(ImageOps.exif_transpose(img))
+    except InputError:
+        raise
+    except UnidentifiedImageError:
+        raise InputError(name, "not an image file") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise InputError(name, f"truncated or corrupt image data ({exc})") from None
+
+
+def pil_to_bgr(img: Image.Image) -> np.ndarray:
+    """Any Pillow mode to 8-bit BGR; 16/32-bit images are scaled, alpha is composited on white."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float32)
+        top = 65535.0 if img.mode.startswith("I;16") else max(float(arr.max()), 1.0)
+        arr = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        rgb = np.repeat(arr[:, :, None], 3, axis=2)
+    else:
+        if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+            rgba = img.convert("RGBA")
+            background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            img = Image.alpha_composite(background, rgba)
+        rgb = np.asarray(img.convert("RGB"))
+    return np.ascontiguousarray(rgb[:, :, ::-1])
+
+
+def _sniff(path: Path) -> str:
+    try:
+        head = path.read_bytes()[:512]
+    except OSError:
+        return "unreadable"
+    if head and all(32 <= b < 127 or b in (9, 10, 13) for b in head):
+        return "looks like a text file"
+    return "unknown format"
+
+
+@dataclass(frozen=True)
+class FoundInput:
+    """One input found by :func:`find_images`: a path, or a problem with a path."""
+
+    path: Path
+    error: str | None = None
+
+
+def find_images(paths: Iterable[str | os.PathLike]) -> list[FoundInput]:
+    """Expand files and folders (recursively, sorted) into image paths, in the order given.
+
+    A file given explicitly is kept whatever its suffix (reading it reports the problem);
+    inside folders only known image suffixes are taken. Missing or unreadable folders come back
+    as entries with an ``error`` so a batch can report them and go on.
+    """
+    found: list[FoundInput] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            if not os.access(path, os.R_OK | os.X_OK):
+                found.append(FoundInput(path, "cannot read directory (permission denied)"))
+                continue
+            errors: list[OSError] = []
+            files = []
+            for root, dirs, names in os.walk(path, onerror=errors.append):
+                dirs.sort()
+                files.extend(Path(root) / n for n in names if Path(n).suffix.lower() in IMAGE_SUFFIXES)
+            found.extend(FoundInput(f) for f in sorted(files))
+            for err in errors:
+                found.append(FoundInput(Path(err.filename or path), f"cannot read directory ({err.strerror})"))
+        elif path.exists():
+            found.append(FoundInput(path))
+        else:
+            found.append(FoundInput(path, "no such file or directory"))
+    return found
