@@ -14,6 +14,20 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
+) -> None:
+    """Check whether people wear face masks in photos, video files and live cameras."""
+    if version:
+        from .. import __version__
+
+        typer.echo(f"maskwatch {__version__}")
+        raise typer.Exit()
+
+
 #: modules under maskwatch.cli that define ``register(app)``
 COMMAND_MODULES = ["detect", "classify", "train", "evaluate", "synth", "watch", "events", "serve"]
 

@@ -20,6 +20,11 @@ from .base import filter_faces, onnx_session
 INPUT_NAME = "input.1"
 OUTPUT_NAMES = ["537", "538", "539", "540"]  # heatmap, log-scale, offset, landmarks
 
+#: CenterFace frames the forehead; face-mask datasets frame brow to chin. These offsets (fractions
+#: of box width/height added to x1, y1, x2, y2) move CenterFace boxes onto that convention. They are
+#: the medians over matched boxes of the Kaggle train split (tools/fit_box_adjust.py), never its test split.
+DEFAULT_BOX_ADJUST = (-0.015, 0.150, 0.048, 0.082)
+
 
 @lru_cache(maxsize=4)
 def _dynamic_model_bytes(path: str) -> bytes:
@@ -30,7 +35,13 @@ def _dynamic_model_bytes(path: str) -> bytes:
     dims_in = {i.name: [d.dim_value for d in i.type.tensor_type.shape.dim] for i in model.graph.input}
     dims_in[INPUT_NAME] = ["B", 3, "H", "W"]
     dims_out = {"537": ["B", 1, "h", "w"], "538": ["B", 2, "h", "w"], "539": ["B", 2, "h", "w"], "540": ["B", 10, "h", "w"]}
-    return update_inputs_outputs_dims(model, dims_in, dims_out).SerializeToString()
+    model = update_inputs_outputs_dims(model, dims_in, dims_out)
+    # The file lists its weights as graph inputs too, which blocks ORT's constant folding.
+    weights = {t.name for t in model.graph.initializer}
+    kept = [i for i in model.graph.input if i.name not in weights]
+    del model.graph.input[:]
+    model.graph.input.extend(kept)
+    return model.SerializeToString()
 
 
 class CenterFaceDetector:
@@ -47,9 +58,10 @@ class CenterFaceDetector:
         model_path: str | None = None,
         min_score: float = 0.35,
         min_face: float = 0,
-        input_size: int | None = 640,
+        input_size: int | None = 480,
         nms_iou: float = 0.3,
         threads: int | None = None,
+        box_adjust: tuple[float, float, float, float] | None = DEFAULT_BOX_ADJUST,
     ):
         path = resolve_model("centerface", model_path)
         self.session = onnx_session(_dynamic_model_bytes(str(path)), threads)
@@ -57,6 +69,7 @@ class CenterFaceDetector:
         self.min_face = float(min_face)
         self.input_size = input_size
         self.nms_iou = nms_iou
+        self.box_adjust = None if box_adjust is None else np.asarray(box_adjust, np.float32)
 
     def _prepare(self, image: np.ndarray) -> tuple[np.ndarray, float]:
         h, w = image.shape[:2]
@@ -76,6 +89,9 @@ class CenterFaceDetector:
         faces = self._decode(heat[0, 0], size[0], offset[0], marks[0], min(self.min_score, 0.99))
         if len(faces):
             faces.boxes /= scale
+            if self.box_adjust is not None:
+                wh = np.concatenate([faces.widths[:, None], faces.heights[:, None]], axis=1)
+                faces.boxes += self.box_adjust * np.tile(wh, 2)
             faces.landmarks /= scale
             faces.boxes = clip_boxes(faces.boxes, image.shape[1], image.shape[0])
         return filter_faces(faces, self.min_score, self.min_face)

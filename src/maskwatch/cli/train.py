@@ -1,0 +1,76 @@
+"""``maskwatch train``: train the three-state mask classifier and export it to ONNX."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from ._common import fail, need_extra, user_errors, warn
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train_command)
+
+
+def train_command(
+    out: Path = typer.Option(..., "--out", help="Run directory (config, checkpoints, plots, metrics, ONNX)."),
+    voc: List[str] = typer.Option([], "--voc", help="Pascal VOC scene dataset, PATH[:WEIGHT]; repeatable."),
+    folders: List[str] = typer.Option([], "--folders", help="Folder-per-class dataset, PATH[:WEIGHT]; repeatable."),
+    synth: List[str] = typer.Option([], "--synth", help="Output of `maskwatch synth` (train split only), PATH[:WEIGHT]."),
+    arch: str = typer.Option("centerface", help="centerface (face-pretrained transfer learning) or scratch."),
+    epochs: int = typer.Option(12, min=1),
+    batch_size: int = typer.Option(64, min=2),
+    lr: float = typer.Option(2e-3),
+    samples_per_epoch: int = typer.Option(6000, min=1, help="Class-balanced draws per epoch."),
+    patience: int = typer.Option(4, min=1, help="Early stop after this many epochs without val gain."),
+    freeze_backbone_epochs: int = typer.Option(1, min=0, help="Epochs with the pretrained backbone frozen."),
+    seed: int = typer.Option(0, help="Seed for splits, sampling and augmentation."),
+    threads: Optional[int] = typer.Option(None, help="CPU threads for torch."),
+    device: str = typer.Option("auto", help="auto (GPU when present), cpu or cuda."),
+    resume: bool = typer.Option(False, help="Continue the run in --out from its last checkpoint."),
+    overwrite: bool = typer.Option(False, help="Allow an existing, non-empty --out."),
+    label_map: Optional[str] = typer.Option(None, help="Extra class names, e.g. 'face=no_mask,masked=mask'."),
+    cache: Optional[Path] = typer.Option(None, help="Where face crops are cached (default: user cache)."),
+) -> None:
+    """Train the classifier on VOC scenes and folder-per-class sets (mixed with weights).
+
+    Splits are made per image by SEED (60/15/25 train/val/test, near-duplicates kept together) and
+    written to OUT/split_manifest.jsonl; test numbers are on the held-out real faces only.
+    """
+    need_extra("torch", "train")
+    from ..data.labels import parse_label_map
+    from ..registry import cache_dir
+    from ..train.data import SourceSpec
+    from ..train.loop import TrainConfig
+    from ..train.run import run_training
+
+    sources = [SourceSpec.parse("voc", v) for v in voc] + [SourceSpec.parse("folders", f) for f in folders] \
+        + [SourceSpec.parse("synth", s) for s in synth]
+    if not sources:
+        raise fail("give at least one dataset with --voc, --folders or --synth")
+    if out.exists() and any(out.iterdir()) and not (resume or overwrite):
+        raise fail(f"run directory {out} exists and is not empty; use --resume to continue it or --overwrite")
+    exclude: set[str] = set()
+    for s in sources:
+        if s.kind == "synth" and (s.path / "sources.txt").is_file():
+            exclude |= {str(Path(line).resolve()) for line in (s.path / "sources.txt").read_text().split("\n") if line}
+    try:
+        mapping = parse_label_map(label_map)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    config = TrainConfig(arch=arch, epochs=epochs, batch_size=batch_size, lr=lr, samples_per_epoch=samples_per_epoch,
+                         patience=patience, freeze_backbone_epochs=freeze_backbone_epochs, seed=seed,
+                         threads=threads, device=device)
+    with user_errors():
+        metrics = run_training(sources, out, config, resume=resume, cache=cache or cache_dir().parent / "crops",
+                               label_map=mapping, exclude=exclude, log=warn)
+    test = metrics.get("test")
+    if test:
+        per = test["per_class"]
+        typer.echo(f"test: accuracy {test['accuracy']:.4f}, mask-vs-no_mask {test['mask_vs_no_mask_accuracy']:.4f}, "
+                   + ", ".join(f"{k} P {v['precision']:.3f} R {v['recall']:.3f}" for k, v in per.items()))
+    typer.echo(f"model: {metrics['onnx']} (ONNX vs PyTorch max diff {metrics['onnx_max_abs_diff']:.2e})")
+    typer.echo(json.dumps({"run": str(out), "best_epoch": metrics["best_epoch"]}))

@@ -1,0 +1,1 @@
+"""Training the mask classifier (needs the ``train`` extra: torch, matplotlib)."""

@@ -1,0 +1,201 @@
+"""Training data: face crops from VOC scenes and folder-per-class sets, split reproducibly.
+
+Crops are stored once at ``STORE_SIZE`` with extra context, so augmentation can jitter the
+framing and still cut the exact inference crop (``crop_faces`` with the model's context) from
+the centre.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..classifier.crop import CROP_CONTEXT, CROP_SIZE, crop_faces
+from ..errors import DatasetError, InputError
+from ..faces import LABEL_INDEX, LABELS
+from ..images import find_images, read_image
+from ..data.labels import map_label
+from ..data.splits import assign_splits, dhash, group_near_duplicates
+
+STORE_SIZE = 128
+#: context of the stored crop such that its central CROP_SIZE pixels are the inference crop
+STORE_CONTEXT = (1 + CROP_CONTEXT) * STORE_SIZE / CROP_SIZE - 1
+SPLITS = {"train": 0.6, "val": 0.15, "test": 0.25}
+
+
+@dataclass
+class SourceSpec:
+    """One training source given on the command line: ``KIND:PATH[:WEIGHT]``."""
+
+    kind: str  # "voc" | "folders" | "synth"
+    path: Path
+    weight: float = 1.0
+
+    @classmethod
+    def parse(cls, kind: str, text: str) -> "SourceSpec":
+        path, _, weight = text.rpartition(":") if text.rpartition(":")[2].replace(".", "", 1).isdigit() else (text, "", "")
+        return cls(kind, Path(path), float(weight) if weight else 1.0)
+
+
+@dataclass
+class FaceSet:
+    """Face crops with labels and where they came from."""
+
+    crops: np.ndarray  # (N, STORE_SIZE, STORE_SIZE, 3) uint8 BGR
+    labels: np.ndarray  # (N,) int64 in LABELS order
+    splits: np.ndarray  # (N,) str
+    weights: np.ndarray  # (N,) float32 sampling weight of the source
+    origins: list[str] = field(default_factory=list)  # "path#box-index"
+    sources: np.ndarray | None = None  # (N,) str source name
+
+    def subset(self, mask: np.ndarray) -> "FaceSet":
+        return FaceSet(self.crops[mask], self.labels[mask], self.splits[mask], self.weights[mask],
+                       [o for o, k in zip(self.origins, mask) if k], None if self.sources is None else self.sources[mask])
+
+    @staticmethod
+    def concat(parts: list["FaceSet"]) -> "FaceSet":
+        parts = [p for p in parts if len(p.labels)]
+        if not parts:
+            raise DatasetError("no training faces found in the given sources")
+        return FaceSet(
+            np.concatenate([p.crops for p in parts]), np.concatenate([p.labels for p in parts]),
+            np.concatenate([p.splits for p in parts]), np.concatenate([p.weights for p in parts]),
+            [o for p in parts for o in p.origins], np.concatenate([p.sources for p in parts]),
+        )
+
+    def summary(self) -> dict:
+        out: dict = {}
+        for split in sorted(set(self.splits)):
+            m = self.splits == split
+            out[split] = {LABELS[k]: int(v) for k, v in sorted(Counter(self.labels[m].tolist()).items())}
+        return out
+
+
+def _cache_file(cache: Path | None, spec: SourceSpec, seed: int, extra: str = "") -> Path | None:
+    if cache is None:
+        return None
+    key = hashlib.sha256(f"{spec.kind}|{spec.path.resolve()}|{seed}|{STORE_SIZE}|{STORE_CONTEXT:.4f}|{extra}|v1".encode()).hexdigest()[:16]
+    return cache / f"{spec.kind}-{spec.path.name}-{key}.npz"
+
+
+def _load_cached(path: Path | None, weight: float) -> FaceSet | None:
+    if path is None or not path.is_file():
+        return None
+    z = np.load(path, allow_pickle=False)
+    n = len(z["labels"])
+    return FaceSet(z["crops"], z["labels"], z["splits"], np.full(n, weight, np.float32),
+                   json.loads(str(z["origins"])), z["sources"])
+
+
+def _save_cached(path: Path | None, faces: FaceSet) -> None:
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, crops=faces.crops, labels=faces.labels, splits=faces.splits,
+             origins=json.dumps(faces.origins), sources=faces.sources)
+
+
+def voc_faces(spec: SourceSpec, seed: int, warn, cache: Path | None = None,
+              label_map: dict[str, str] | None = None) -> FaceSet:
+    """Crops of every labelled box of a VOC dataset; the split is per image (near-duplicates together)."""
+    from ..data.voc import read_voc
+
+    cached = _load_cached(_cache_file(cache, spec, seed), spec.weight)
+    if cached is not None:
+        return cached
+    ds = read_voc(spec.path, label_map)
+    for line in ds.report.lines():
+        warn(f"{spec.path}: {line}")
+    keys = [im.key for im in ds.images]
+    splits = assign_splits(keys, SPLITS, seed, group_near_duplicates([im.path for im in ds.images]))
+    crops, labels, split_col, origins = [], [], [], []
+    for im, split in zip(ds.images, splits):
+        if not len(im.boxes):
+            continue
+        try:
+            image = read_image(im.path)
+        except InputError as exc:
+            warn(str(exc))
+            continue
+        crops.append(crop_faces(image, im.boxes, STORE_SIZE, STORE_CONTEXT))
+        labels += [LABEL_INDEX[lab] for lab in im.labels]
+        split_col += [split] * len(im.boxes)
+        origins += [f"{im.path}#{i}" for i in range(len(im.boxes))]
+    n = len(labels)
+    faces = FaceSet(np.concatenate(crops) if crops else np.zeros((0, STORE_SIZE, STORE_SIZE, 3), np.uint8),
+                    np.asarray(labels, np.int64), np.asarray(split_col), np.full(n, spec.weight, np.float32),
+                    origins, np.full(n, f"voc:{spec.path.name}"))
+    _save_cached(_cache_file(cache, spec, seed), faces)
+    return faces
+
+
+def folder_faces(spec: SourceSpec, seed: int, warn, detector=None, cache: Path | None = None,
+                 label_map: dict[str, str] | None = None, exclude: set[str] | None = None) -> FaceSet:
+    """Crops from a folder-per-class dataset (``ROOT/<class>/*.jpg``); each image is one face.
+
+    The face box comes from the detector (largest face), so the framing matches inference;
+    when it finds none, the whole image is taken as the face. Split by exact-duplicate groups
+    (same dHash) so re-encoded copies never straddle splits. ``exclude`` holds source files that
+    were used to synthesise masked faces: they never serve as unmasked examples.
+    """
+    cached = _load_cached(_cache_file(cache, spec, seed, str(sorted(exclude or []))[:64]), spec.weight)
+    if cached is not None:
+        return cached
+    if not spec.path.is_dir():
+        raise DatasetError(f"{spec.path}: not a folder")
+    class_dirs = sorted(d for d in spec.path.iterdir() if d.is_dir())
+    items: list[tuple[Path, int]] = []
+    for d in class_dirs:
+        label = map_label(d.name, label_map)
+        if label is None:
+            warn(f"{d}: unknown class folder name '{d.name}' (left out; map it with --label-map)")
+            continue
+        files = [f.path for f in find_images([d]) if f.error is None]
+        if not files:
+            warn(f"{d}: class folder '{d.name}' is empty")
+            continue
+        if exclude and label == "no_mask":
+            before = len(files)
+            files = [f for f in files if str(f.resolve()) not in exclude]
+            if before != len(files):
+                warn(f"{d}: {before - len(files)} images left out as unmasked examples (sources of synthetic masks)")
+        items += [(f, LABEL_INDEX[label]) for f in files]
+    if not items:
+        raise DatasetError(f"{spec.path}: no class folders with images")
+    crops, labels, origins, hashes = [], [], [], []
+    from rich.progress import track
+
+    for path, label in track(items, description=f"cropping {spec.path.name}", transient=True):
+        try:
+            image = read_image(path)
+        except InputError as exc:
+            warn(str(exc))
+            continue
+        h, w = image.shape[:2]
+        box = np.array([[0, 0, w, h]], np.float32)
+        if detector is not None:
+            found = detector.detect(image)
+            if len(found):
+                box = found.boxes[[int(np.argmax(found.widths * found.heights))]]
+        crops.append(crop_faces(image, box, STORE_SIZE, STORE_CONTEXT)[0])
+        labels.append(label)
+        origins.append(str(path))
+        hashes.append(dhash(path))
+    groups = {h: i for i, h in enumerate(dict.fromkeys(hashes))}
+    splits = assign_splits(origins, SPLITS, seed, [groups[h] for h in hashes])
+    n = len(labels)
+    faces = FaceSet(np.stack(crops), np.asarray(labels, np.int64), np.asarray(splits),
+                    np.full(n, spec.weight, np.float32), origins, np.full(n, f"folders:{spec.path.name}"))
+    _save_cached(_cache_file(cache, spec, seed, str(sorted(exclude or []))[:64]), faces)
+    return faces
+
+
+def center_crop(store_crops: np.ndarray) -> np.ndarray:
+    """The inference crop (CROP_SIZE at CROP_CONTEXT) from stored crops, without jitter."""
+    off = (STORE_SIZE - CROP_SIZE) // 2
+    return store_crops[:, off: off + CROP_SIZE, off: off + CROP_SIZE]

@@ -1,0 +1,268 @@
+"""Training loop: class-balanced sampling, augmentation, checkpoints, resume, early stopping, export."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..classifier.crop import CROP_CONTEXT, CROP_SIZE
+from ..errors import MaskWatchError
+from ..faces import LABELS
+from .data import STORE_SIZE, FaceSet, center_crop
+from .models import WithSoftmax, backbone_parameters, build_model
+
+
+@dataclass
+class TrainConfig:
+    arch: str = "centerface"
+    epochs: int = 12
+    batch_size: int = 64
+    lr: float = 2e-3
+    backbone_lr_scale: float = 0.1
+    freeze_backbone_epochs: int = 1
+    weight_decay: float = 1e-4
+    label_smoothing: float = 0.05
+    samples_per_epoch: int = 6000
+    patience: int = 4
+    seed: int = 0
+    threads: int | None = None
+    device: str = "auto"
+    sources: list[str] = field(default_factory=list)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def augment(batch: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Random framing (scale, shift, small rotation), flip, colour and greyscale on stored crops.
+
+    ``batch`` is (N, 3, STORE_SIZE, STORE_SIZE) float 0..255; returns (N, 3, CROP_SIZE, CROP_SIZE).
+    """
+    n = batch.shape[0]
+    dev = batch.device
+    base = CROP_SIZE / STORE_SIZE  # the un-jittered crop covers this fraction of the stored one
+
+    def rand(lo: float, hi: float) -> torch.Tensor:
+        return torch.rand(n, generator=gen).to(dev) * (hi - lo) + lo
+
+    scale = base * rand(0.85, 1.15)
+    angle = rand(-0.2, 0.2)
+    flip = torch.where(torch.rand(n, generator=gen).to(dev) < 0.5, -1.0, 1.0)
+    tx, ty = rand(-0.08, 0.08), rand(-0.08, 0.08)
+    cos, sin = torch.cos(angle) * scale, torch.sin(angle) * scale
+    theta = torch.stack([torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1)
+    grid = F.affine_grid(theta, (n, 3, CROP_SIZE, CROP_SIZE), align_corners=False)
+    out = F.grid_sample(batch, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    contrast = rand(0.7, 1.3)[:, None, None, None]
+    brightness = rand(-30, 30)[:, None, None, None]
+    mean = out.mean(dim=(1, 2, 3), keepdim=True)
+    out = (out - mean) * contrast + mean + brightness
+    grey = (torch.rand(n, generator=gen).to(dev) < 0.1)[:, None, None, None]
+    out = torch.where(grey, out.mean(dim=1, keepdim=True).expand_as(out), out)
+    return out.clamp(0, 255)
+
+
+def to_tensor(crops_bgr: np.ndarray) -> torch.Tensor:
+    """uint8 BGR (N, H, W, 3) -> float RGB (N, 3, H, W) 0..255."""
+    return torch.from_numpy(np.ascontiguousarray(crops_bgr[..., ::-1].transpose(0, 3, 1, 2))).float()
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, crops_bgr: np.ndarray, device: torch.device, batch: int = 256) -> np.ndarray:
+    """Probabilities for inference-size crops."""
+    model.eval()
+    out = []
+    for i in range(0, len(crops_bgr), batch):
+        out.append(torch.softmax(model(to_tensor(crops_bgr[i: i + batch]).to(device)), 1).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, len(LABELS)), np.float32)
+
+
+def class_metrics(labels: np.ndarray, probs: np.ndarray) -> dict:
+    """Accuracy, per-class precision/recall/F1, confusion matrix and the mask-vs-no_mask accuracy."""
+    pred = probs.argmax(1)
+    k = len(LABELS)
+    cm = np.zeros((k, k), np.int64)
+    np.add.at(cm, (labels, pred), 1)
+    per = {}
+    for i, name in enumerate(LABELS):
+        tp = cm[i, i]
+        prec = tp / cm[:, i].sum() if cm[:, i].sum() else float("nan")
+        rec = tp / cm[i].sum() if cm[i].sum() else float("nan")
+        f1 = 2 * prec * rec / (prec + rec) if prec + rec > 0 else float("nan")
+        per[name] = {"precision": float(prec), "recall": float(rec), "f1": float(f1), "support": int(cm[i].sum())}
+    binary = labels != LABELS.index("incorrect")
+    two = probs[binary][:, :2].argmax(1) == labels[binary]  # mask vs no_mask, incorrect column ignored
+    return {
+        "accuracy": float((pred == labels).mean()) if len(labels) else float("nan"),
+        "mask_vs_no_mask_accuracy": float(two.mean()) if two.size else float("nan"),
+        "per_class": per,
+        "confusion_matrix": cm.tolist(),
+        "labels": list(LABELS),
+        "n": int(len(labels)),
+    }
+
+
+def _checkpoint(path: Path, **state) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def train(faces: FaceSet, run_dir: Path, config: TrainConfig, resume: bool = False,
+          log: Callable[[str], None] = print) -> dict:
+    """Train on ``faces`` (its 'train' rows), select by 'val' macro-F1, write everything into run_dir."""
+    torch.manual_seed(config.seed)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    device = pick_device(config.device)
+    train_set = faces.subset(faces.splits == "train")
+    val_set = faces.subset(faces.splits == "val")
+    if not len(train_set.labels):
+        raise MaskWatchError("no training faces (all sources empty?)")
+    missing = [LABELS[k] for k in range(len(LABELS)) if not (train_set.labels == k).any()]
+    if missing:
+        log(f"warning: no training faces for {', '.join(missing)}; the model cannot learn that class")
+
+    model = build_model(config.arch).to(device)
+    backbone = backbone_parameters(model)
+    backbone_ids = {id(p) for p in backbone}
+    head = [p for p in model.parameters() if id(p) not in backbone_ids]
+    groups = [{"params": head, "lr": config.lr}]
+    if backbone:
+        groups.append({"params": backbone, "lr": config.lr * config.backbone_lr_scale})
+    optimiser = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
+    steps_per_epoch = max(1, config.samples_per_epoch // config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps)))
+
+    history: list[dict] = []
+    start_epoch, best_score, bad_epochs = 0, -1.0, 0
+    last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
+    if resume:
+        if not last_path.is_file():
+            raise MaskWatchError(f"cannot resume: {last_path} does not exist")
+        state = torch.load(last_path, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch, best_score, bad_epochs, history = state["epoch"] + 1, state["best_score"], state["bad_epochs"], state["history"]
+        log(f"resumed from epoch {state['epoch'] + 1}")
+
+    # class-balanced sampling: each class gets equal mass, split among its sources by their weights
+    sample_w = train_set.weights.astype(np.float64)
+    per_class_w = np.zeros(len(LABELS))
+    np.add.at(per_class_w, train_set.labels, sample_w)
+    sample_w = sample_w / per_class_w[train_set.labels]
+    sample_w /= sample_w.sum()
+    rng = np.random.default_rng(config.seed)
+    gen = torch.Generator().manual_seed(config.seed)
+    val_crops = center_crop(val_set.crops)
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}")) as progress:
+        for epoch in range(start_epoch, config.epochs):
+            t0 = time.perf_counter()
+            model.train()
+            frozen = epoch < config.freeze_backbone_epochs
+            for p in backbone:
+                p.requires_grad_(not frozen)
+            task = progress.add_task(f"epoch {epoch + 1}/{config.epochs}", total=steps_per_epoch, info="")
+            loss_sum = correct = seen = 0.0
+            for step in range(steps_per_epoch):
+                idx = rng.choice(len(train_set.labels), size=config.batch_size, p=sample_w)
+                x = augment(to_tensor(train_set.crops[idx]).to(device), gen)
+                y = torch.from_numpy(train_set.labels[idx]).to(device)
+                logits = model(x)
+                loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                optimiser.step()
+                scheduler.step()
+                loss_sum += loss.item() * len(y)
+                correct += float((logits.argmax(1) == y).sum())
+                seen += len(y)
+                progress.update(task, advance=1, info=f"loss {loss_sum / seen:.3f} acc {correct / seen:.3f}")
+            probs = predict(model, val_crops, device)
+            val = class_metrics(val_set.labels, probs)
+            val_loss = float(F.nll_loss(torch.log(torch.from_numpy(probs).clamp_min(1e-7)),
+                                        torch.from_numpy(val_set.labels)).item()) if len(probs) else float("nan")
+            f1s = [v["f1"] for v in val["per_class"].values() if not math.isnan(v["f1"])]
+            score = float(np.mean(f1s)) if f1s else 0.0
+            row = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_acc": correct / seen,
+                   "val_loss": val_loss, "val_acc": val["accuracy"], "val_macro_f1": score,
+                   "seconds": time.perf_counter() - t0}
+            history.append(row)
+            progress.update(task, info=f"loss {row['train_loss']:.3f} val acc {val['accuracy']:.3f} macro-F1 {score:.3f}")
+            improved = score > best_score
+            if improved:
+                best_score, bad_epochs = score, 0
+                _checkpoint(best_path, model=model.state_dict(), epoch=epoch, val=val, config=asdict(config))
+            else:
+                bad_epochs += 1
+            _checkpoint(last_path, model=model.state_dict(), optimiser=optimiser.state_dict(),
+                        scheduler=scheduler.state_dict(), epoch=epoch, best_score=best_score,
+                        bad_epochs=bad_epochs, history=history)
+            (run_dir / "history.json").write_text(json.dumps(history, indent=1))
+            plot_history(history, run_dir / "learning_curve.png")
+            if bad_epochs >= config.patience:
+                log(f"early stop: no val macro-F1 gain for {config.patience} epochs")
+                break
+
+    state = torch.load(best_path, map_location=device, weights_only=False)
+    model.load_state_dict(state["model"])
+    return {"best_epoch": state["epoch"] + 1, "best_val_macro_f1": best_score, "val": state["val"],
+            "history": history, "model": model}
+
+
+def plot_history(history: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
+    a.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
+    a.plot(epochs, [h["val_loss"] for h in history], "o-", label="val")
+    a.set_xlabel("epoch"), a.set_ylabel("loss"), a.legend(), a.grid(alpha=0.3)
+    b.plot(epochs, [h["train_acc"] for h in history], "o-", label="train acc")
+    b.plot(epochs, [h["val_acc"] for h in history], "o-", label="val acc")
+    b.plot(epochs, [h["val_macro_f1"] for h in history], "o-", label="val macro-F1")
+    b.set_xlabel("epoch"), b.legend(), b.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def export_onnx(model: torch.nn.Module, path: Path, metadata: dict[str, str] | None = None) -> Path:
+    """Export with a dynamic batch axis and the crop settings in the model's metadata."""
+    import onnx
+
+    model = WithSoftmax(model).cpu().eval()
+    dummy = torch.zeros(1, 3, CROP_SIZE, CROP_SIZE)
+    torch.onnx.export(model, dummy, str(path), input_names=["crops"], output_names=["probs"],
+                      dynamic_axes={"crops": {0: "batch"}, "probs": {0: "batch"}}, opset_version=17,
+                      dynamo=False)
+    proto = onnx.load(str(path))
+    meta = {"crop_size": str(CROP_SIZE), "crop_context": str(CROP_CONTEXT), "labels": json.dumps(list(LABELS)),
+            "input": "RGB float32 NCHW, 0..255"}
+    meta.update(metadata or {})
+    for key, value in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(proto, str(path))
+    return path
