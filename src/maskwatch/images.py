@@ -16,6 +16,9 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".
 
 #: Default refusal limit: 64 megapixels (8000 x 8000) keeps decoding under ~200 MB of memory.
 DEFAULT_MAX_PIXELS = 64_000_000
+# read_image checks ``max_pixels`` itself from the header, before decoding, and names the size;
+# Pillow's own guard would raise first with a vaguer message.
+Image.MAX_IMAGE_PIXELS = None
 
 
 def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:

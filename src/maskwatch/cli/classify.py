@@ -1,0 +1,91 @@
+"""``maskwatch classify``: mask state of images that are already face crops."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from ._common import err_console, fail, user_errors, warn
+
+
+def register(app: typer.Typer) -> None:
+    app.command("classify")(classify_command)
+
+
+def classify_command(
+    paths: List[Path] = typer.Argument(..., help="Face-crop images and/or folders (recursive)."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write one JSON line per image ('-' for stdout)."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Classifier ONNX file (default: the shipped one)."),
+    locate: bool = typer.Option(True, "--locate/--whole-image",
+                                help="Find the face inside each crop first (as in training), or use the whole image."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Classify face crops as mask / no_mask / incorrect.
+
+    With --locate (default) the largest face CenterFace finds in the crop is framed the way the
+    classifier was trained; when none is found the whole image is used.
+    """
+    import numpy as np
+
+    from ..classifier import MaskClassifier
+    from ..errors import MaskWatchError
+    from ..faces import Faces
+    from ..images import find_images, read_image
+
+    found = find_images(paths)
+    with user_errors():
+        classifier = MaskClassifier(str(model) if model else None, threads=threads)
+        detector = None
+        if locate:
+            from ..detectors import create_detector
+
+            detector = create_detector("centerface", min_score=0.3, threads=threads)
+    out = None
+    if json_path is not None:
+        try:
+            out = typer.get_text_stream("stdout") if str(json_path) == "-" else open(json_path, "w", buffering=1)
+        except OSError as exc:
+            raise fail(f"{json_path}: cannot write ({exc.strerror or exc})") from None
+    counts: Counter = Counter()
+    failures = 0
+    from rich.progress import Progress
+
+    with Progress(console=err_console, transient=True, disable=len(found) <= 5 or quiet) as progress:
+        task = progress.add_task("classify", total=len(found))
+        for item in found:
+            progress.advance(task)
+            if item.error:
+                failures += 1
+                warn(f"{item.path}: {item.error}")
+                continue
+            try:
+                image = read_image(item.path)
+            except MaskWatchError as exc:
+                failures += 1
+                warn(str(exc))
+                continue
+            h, w = image.shape[:2]
+            face = Faces(boxes=[[0, 0, w, h]], scores=[1.0])
+            if detector is not None:
+                located = detector.detect(image)
+                if len(located):
+                    face = located[int(np.argmax(located.widths * located.heights))]
+            record = classifier.classify(image, face).to_records()[0]
+            counts[record["label"]] += 1
+            line = {"image": str(item.path), "label": record["label"], "label_score": record["label_score"],
+                    "probs": record["probs"]}
+            if out is not None:
+                out.write(json.dumps(line) + "\n")
+            if not quiet and len(found) <= 20 and str(json_path) != "-":
+                err_console.print(f"{item.path}: {record['label']} ({record['label_score']:.0%})", highlight=False)
+    if out is not None and str(json_path) != "-":
+        out.close()
+    done = sum(counts.values())
+    err_console.print(f"images: {done} classified, {failures} failed | mask {counts['mask']}, "
+                      f"no_mask {counts['no_mask']}, incorrect {counts['incorrect']}", highlight=False)
+    raise typer.Exit(1 if failures else 0)

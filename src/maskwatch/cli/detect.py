@@ -1,0 +1,188 @@
+"""``maskwatch detect``: masks in photos and folders."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from ._common import err_console, fail, user_errors, warn
+
+EXAMPLE_NOTE = "scikit-image's 'astronaut' (Eileen Collins, NASA, public domain)"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("detect")(detect_command)
+
+
+def example_image_path() -> Path:
+    """The bundled example photo, carried by scikit-image (an installed dependency)."""
+    from ..registry import package_file
+
+    path = package_file("skimage", "data/astronaut.png")
+    if path is None:
+        raise fail("the example photo (skimage/data/astronaut.png) is missing; pass your own image")
+    return path
+
+
+def output_path(image: Path, root: Path | None, out: Path | None) -> Path:
+    name = f"{image.stem}.maskwatch.jpg"
+    if out is None:
+        return image.with_name(name)
+    if root is not None and root.is_dir():
+        try:
+            return out / image.parent.relative_to(root) / name
+        except ValueError:
+            pass
+    return out / name
+
+
+def write_jpeg(path: Path, image) -> None:
+    """Write with a clear error (cv2.imwrite only returns False)."""
+    import cv2
+
+    from ..errors import InputError
+
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    if not ok:
+        raise InputError(path, "could not encode the annotated image")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data.tobytes())
+    except OSError as exc:
+        raise InputError(path, f"cannot write annotated image ({exc.strerror or exc})") from None
+
+
+def detect_command(
+    paths: List[Path] = typer.Argument(None, help="Image files and/or folders (searched recursively)."),
+    example: bool = typer.Option(False, "--example", help=f"Run on the bundled example photo ({EXAMPLE_NOTE})."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for annotated images (default: beside each input)."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write one JSON line per image to this file ('-' for stdout)."),
+    min_score: Optional[float] = typer.Option(None, "--min-score", min=0.0, max=1.0,
+                                              help="Face confidence threshold (default: the detector's own, 0.35 for CenterFace)."),
+    min_face: float = typer.Option(0, "--min-face", min=0, help="Ignore faces whose shorter side is below this many pixels."),
+    detector: str = typer.Option("centerface", "--detector", help="centerface, yunet, ultraface, mtcnn or aizoo."),
+    detector_model: Optional[Path] = typer.Option(None, "--detector-model", help="Model file for the detector."),
+    classifier_model: Optional[Path] = typer.Option(None, "--classifier-model", help="Mask classifier ONNX file."),
+    input_size: Optional[int] = typer.Option(None, "--input-size", help="CenterFace: longer side resized to this (default 480)."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for inference (default: all)."),
+    no_draw: bool = typer.Option(False, "--no-draw", help="Do not write annotated images."),
+    max_pixels: int = typer.Option(64_000_000, "--max-pixels", help="Refuse images larger than this many pixels."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the summary."),
+) -> None:
+    """Find faces and decide mask / no_mask / incorrect for each; write annotated images and JSON lines.
+
+    Exit status: 0 when every input was processed, 1 when any failed (the rest are still processed).
+    """
+    import cv2
+    import numpy as np
+
+    from ..draw import annotate
+    from ..errors import MaskWatchError
+    from ..images import find_images, read_image
+    from ..pipeline import StageTimer, build_pipeline
+
+    inputs = list(paths or [])
+    if example:
+        inputs.append(example_image_path())
+        if out is None and not no_draw:
+            out = Path(".")
+    if not inputs:
+        raise fail("give image files or folders, or --example")
+    found = find_images(inputs)
+    if threads:
+        cv2.setNumThreads(threads)
+    options = {"input_size": input_size} if input_size and detector == "centerface" else {}
+    with user_errors():
+        pipeline = build_pipeline(detector, min_score=min_score, min_face=min_face, threads=threads,
+                                  detector_model=str(detector_model) if detector_model else None,
+                                  classifier_model=str(classifier_model) if classifier_model else None, **options)
+
+    roots = {Path(p).resolve(): Path(p) for p in inputs if Path(p).is_dir()}
+    json_file = None
+    if json_path is not None:
+        try:
+            json_file = typer.get_text_stream("stdout") if str(json_path) == "-" else open(json_path, "w", buffering=1)
+        except OSError as exc:
+            raise fail(f"{json_path}: cannot write ({exc.strerror or exc})") from None
+
+    counts: Counter = Counter()
+    images_done = failures = unmasked_images = 0
+    timer = StageTimer()
+    show_each = not quiet and len(found) <= 20 and str(json_path) != "-"
+
+    def root_of(path: Path) -> Path | None:
+        resolved = path.resolve()
+        for r, given in roots.items():
+            if r in resolved.parents:
+                return given
+        return None
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    progress = Progress(TextColumn("detect"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                        console=err_console, transient=True, disable=len(found) <= 5 or quiet)
+    try:
+        with progress:
+            task = progress.add_task("detect", total=len(found))
+            for item in found:
+                progress.advance(task)
+                if item.error:
+                    failures += 1
+                    warn(f"{item.path}: {item.error}")
+                    continue
+                try:
+                    t0 = time.perf_counter()
+                    image = read_image(item.path, max_pixels=max_pixels)
+                    t1 = timer.add("decode", t0)
+                    faces = pipeline(image, timer)
+                    t2 = time.perf_counter()
+                    drawn = None if no_draw else annotate(image, faces)
+                    timer.add("draw", t2)
+                    ms = (time.perf_counter() - t0) * 1000
+                    if drawn is not None:
+                        write_jpeg(output_path(item.path, root_of(item.path), out), drawn)
+                except MaskWatchError as exc:
+                    failures += 1
+                    warn(str(exc))
+                    continue
+                except (MemoryError, cv2.error) as exc:
+                    failures += 1
+                    warn(f"{item.path}: cannot process image ({type(exc).__name__}: {str(exc).strip().splitlines()[-1]})")
+                    continue
+                images_done += 1
+                image_counts = faces.counts()
+                counts.update(image_counts)
+                if image_counts["no_mask"]:
+                    unmasked_images += 1
+                if json_file is not None:
+                    record = {"image": str(item.path), "width": int(image.shape[1]), "height": int(image.shape[0]),
+                              "ms": round(ms, 2), "faces": faces.to_records()}
+                    json_file.write(json.dumps(record) + "\n")
+                if show_each:
+                    parts = ", ".join(f"{n} {k}" for k, n in image_counts.items() if n) or "no faces"
+                    err_console.print(f"{item.path}: {len(faces)} face(s): {parts} ({ms:.0f} ms)", highlight=False)
+    except KeyboardInterrupt:
+        warn("interrupted; results so far are written")
+    finally:
+        if json_file is not None and str(json_path) != "-":
+            json_file.close()
+
+    total_faces = sum(counts.values())
+    summary = (f"images: {images_done} processed, {failures} failed | faces: {total_faces} "
+               f"(mask {counts['mask']}, no_mask {counts['no_mask']}, incorrect {counts['incorrect']}) | "
+               f"images with someone unmasked: {unmasked_images}")
+    if images_done:
+        per = ", ".join(f"{k} {v / images_done:.1f}" for k, v in timer.ms.items())
+        summary += f" | mean ms/image: {per}"
+    err_console.print(summary, highlight=False)
+    if json_path is not None and str(json_path) != "-":
+        err_console.print(f"detections: {json_path}", highlight=False)
+    if not no_draw and images_done:
+        err_console.print(f"annotated images: {out if out is not None else 'beside each input'} (*.maskwatch.jpg)",
+                          highlight=False)
+    raise typer.Exit(1 if failures else 0)
