@@ -5,12 +5,10 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import numpy as np
 
 from ..errors import DatasetError
 from ..images import IMAGE_SUFFIXES
-from .dataset import AnnotatedImage, Dataset, DatasetReport
-from .labels import map_label
+from .dataset import AnnotatedImage, Dataset, DatasetReport, ImageBoxes, checked_box, image_size
 
 _IMAGE_DIRS = ("images", "JPEGImages", "imgs", ".")
 _XML_DIRS = ("annotations", "Annotations", "labels", ".")
@@ -64,44 +62,22 @@ def read_voc(root: str | Path, label_map: dict[str, str] | None = None) -> Datas
         except ValueError:
             width = height = 0
         if width <= 0 or height <= 0:
-            from PIL import Image
-
-            try:
-                with Image.open(image_path) as im:
-                    width, height = im.size
-            except OSError:
+            size = image_size(image_path)
+            if size is None:
                 report.add("unreadable image", image_path.name)
                 continue
+            width, height = size
             report.add("missing <size>, read from image", xml_path.name)
-        boxes, labels, names = [], [], []
+        found = ImageBoxes(report, label_map)
         for obj in tree.findall("object"):
             name = _text(obj, "name") or ""
-            label = map_label(name, label_map)
             try:
                 x1, y1, x2, y2 = (float(_text(obj, f"bndbox/{k}") or "nan") for k in ("xmin", "ymin", "xmax", "ymax"))
             except ValueError:
                 report.add("unreadable box", xml_path.name)
                 continue
-            if not np.isfinite([x1, y1, x2, y2]).all():
-                report.add("unreadable box", xml_path.name)
-                continue
-            cx1, cy1 = min(max(x1, 0), width), min(max(y1, 0), height)
-            cx2, cy2 = min(max(x2, 0), width), min(max(y2, 0), height)
-            if (cx1, cy1, cx2, cy2) != (x1, y1, x2, y2):
-                report.add("box outside image (clipped)", xml_path.name)
-            if cx2 - cx1 <= 0 or cy2 - cy1 <= 0:
-                report.add("zero-area box (dropped)", xml_path.name)
-                continue
-            if label is None:
-                report.unknown_labels[name] += 1
-                continue
-            boxes.append([cx1, cy1, cx2, cy2])
-            labels.append(label)
-            names.append(name)
-        items.append(AnnotatedImage(
-            path=image_path, width=width, height=height,
-            boxes=np.asarray(boxes, np.float32).reshape(-1, 4), labels=labels, source_labels=names,
-        ))
+            found.add(checked_box(report, xml_path.name, x1, y1, x2, y2, width, height), name)
+        items.append(found.image(image_path, width, height))
     for stem, path in images_by_stem.items():
         if stem not in seen:
             report.add("image without annotation", path.name)

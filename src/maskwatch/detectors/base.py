@@ -44,3 +44,47 @@ def onnx_session(model_path, threads: int | None):
     options.log_severity_level = 3
     return ort.InferenceSession(str(model_path) if not isinstance(model_path, bytes) else model_path,
                                 sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def faces_from_candidates(
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    width: int,
+    height: int,
+    nms_iou: float,
+    min_score: float,
+    min_face: float,
+    probs: np.ndarray | None = None,
+    normalised: bool = True,
+    max_candidates: int = 5000,
+) -> Faces:
+    """Turn a single-shot detector's raw candidates into :class:`Faces`.
+
+    ``boxes`` are x1, y1, x2, y2, in [0, 1] of the image when ``normalised`` (SSD-style heads
+    predict relative to the resized input, so the scale back is per axis). Candidates below
+    ``min_score`` are dropped first, at most ``max_candidates`` of the best go to class-agnostic
+    NMS (OpenCV's, which is much faster than a Python loop when a low threshold such as 0.05
+    leaves thousands of candidates), then boxes are clipped to the image and ``min_face`` applies.
+    """
+    import cv2
+
+    from ..boxes import clip_boxes
+
+    keep = np.flatnonzero(scores >= min_score)
+    if keep.size > max_candidates:
+        keep = keep[np.argsort(-scores[keep], kind="stable")[:max_candidates]]
+    if keep.size == 0:
+        return Faces.empty() if probs is None else Faces.empty().with_(probs=np.zeros((0, 3), np.float32))
+    boxes = np.asarray(boxes[keep], np.float32)
+    scores = np.asarray(scores[keep], np.float32)
+    if normalised:
+        boxes = boxes * np.array([width, height, width, height], np.float32)
+    xywh = np.column_stack([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]])
+    picked = np.asarray(cv2.dnn.NMSBoxes(xywh.tolist(), scores.tolist(), float(min_score), float(nms_iou)),
+                        np.int64).reshape(-1)
+    faces = Faces(
+        boxes=clip_boxes(boxes[picked], width, height),
+        scores=scores[picked],
+        probs=None if probs is None else np.asarray(probs[keep][picked], np.float32),
+    )
+    return filter_faces(faces, min_score, min_face)
