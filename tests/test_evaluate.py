@@ -314,3 +314,20 @@ def test_eval_classify_on_voc_crops_with_a_tiny_model(tmp_path, cli):
     assert report["model"]["sha256"] and len(report["misclassified"]) == 1
     for plot in ("confusion.png", "reliability.png", "gallery_misclassified.png"):
         assert (tmp_path / "out" / plot).is_file()
+
+
+def test_eval_detect_runs_detectors_with_a_classifier_and_goes_on_past_a_bad_one(tmp_path, cli):
+    data = _voc(tmp_path / "voc")
+    model = _tiny_classifier(tmp_path / "tiny.onnx")
+    result = cli("eval", "detect", data, "--detector", "centerface,nosuch", "--classifier-model", model,
+                 "--threads", "1", "--report", tmp_path / "out")
+    assert result.exit_code == 1, result.output
+    assert "error: detector nosuch: unknown detector 'nosuch'" in result.output
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert [r["name"] for r in report["runs"]] == ["centerface+classifier"]
+    assert report["failed_detectors"][0]["name"] == "nosuch"
+    run = report["runs"][0]
+    assert run["metrics"]["images"] == 3 and run["metrics"]["operating_score"] == pytest.approx(0.35)
+    assert [m["name"] for m in run["models"]] == ["centerface", "mask-classifier"]
+    assert all(len(m["sha256"]) == 64 for m in run["models"])
+    assert run["median_ms"] > 0

@@ -133,8 +133,7 @@ def _detect(dataset_path, detector, detector_model, predictions, split_file, min
     from ..data.dataset import DatasetReport
     from ..data.labels import parse_label_map
     from ..evaluate.detection import evaluate_detections
-    from ..evaluate.inputs import (load_any_dataset, read_predictions_jsonl, read_split_file, reconcile,
-                                   run_system, select_images)
+    from ..evaluate.inputs import load_any_dataset, read_predictions_jsonl, read_split_file, reconcile, select_images
     from ..evaluate.report import run_info
 
     dataset = load_any_dataset(dataset_path, dataset_format, parse_label_map(label_map))
@@ -147,13 +146,14 @@ def _detect(dataset_path, detector, detector_model, predictions, split_file, min
         raise MaskWatchError(f"{dataset_path}: no images to evaluate")
 
     runs: list[dict[str, Any]] = []
+    failed: list[dict[str, str]] = []
     evaluations = []
     if predictions is not None:
-        preds = read_predictions_jsonl(predictions)
+        preds = read_predictions_jsonl(predictions, min_score)
         reconcile(images, preds)
         _warn_problems(preds.problems, f"{predictions}: ")
         op = operating_score if operating_score is not None else min_score
-        runs.append({"name": f"predictions:{predictions.name}", "min_score": None, "preds": preds, "op": op,
+        runs.append({"name": f"predictions:{predictions.name}", "min_score": min_score, "preds": preds, "op": op,
                      "models": [{"name": "predictions", "path": str(predictions), "sha256": _sha(predictions)}]})
     else:
         classifier = None
@@ -165,22 +165,14 @@ def _detect(dataset_path, detector, detector_model, predictions, split_file, min
             except MaskWatchError as exc:
                 raise MaskWatchError(f"{exc} (use --no-classifier to evaluate face detection only)") from None
         paths = _parse_pairs(detector_model, "--detector-model")
-        from ..detectors import create_detector
-        from ..pipeline import MaskPipeline
 
         for name in [n.strip().lower() for n in detector.split(",") if n.strip()]:
-            op = operating_score if operating_score is not None else _default_min_score(name)
-            options: dict[str, Any] = {"min_score": min(min_score, op), "threads": threads}
-            if name in paths:
-                options["model_path"] = paths[name]
-            pipeline = MaskPipeline(create_detector(name, **options), classifier)
-            preds = run_system(images, pipeline, _progress(f"{name}"))
-            _warn_problems(preds.problems, f"{name}: ")
-            models = [_model_entry(name, paths.get(name))]
-            if classifier is not None:
-                models.append(_model_entry("mask-classifier", str(classifier.path)))
-            runs.append({"name": name if classifier is None else f"{name}+classifier", "min_score": min(min_score, op),
-                         "preds": preds, "op": op, "models": models})
+            try:
+                runs.append(_run_detector(name, images, classifier, paths.get(name), min_score, operating_score,
+                                          threads))
+            except MaskWatchError as exc:  # one unavailable detector does not stop the comparison
+                failed.append({"name": name, "error": str(exc)})
+                err.print(f"error: detector {name}: {exc}", markup=False, highlight=False, soft_wrap=True)
     for run in runs:
         evaluation = evaluate_detections(images, run["preds"].faces, run["op"])
         evaluations.append(evaluation)
@@ -200,7 +192,30 @@ def _detect(dataset_path, detector, detector_model, predictions, split_file, min
             entry["plots"] = _detection_plots(report_dir, run["name"], evaluation)
             entry["examples"] = {k: [vars(e) for e in v] for k, v in evaluation.examples.items()}
             report["runs"].append(entry)
+        report["failed_detectors"] = failed
         _write(report_dir, report, "detection")
+    if failed:
+        raise typer.Exit(1)
+
+
+def _run_detector(name: str, images, classifier, model_path: str | None, min_score: float,
+                  operating_score: float | None, threads: int) -> dict[str, Any]:
+    from ..detectors import create_detector
+    from ..evaluate.inputs import run_system
+    from ..pipeline import MaskPipeline
+
+    op = operating_score if operating_score is not None else _default_min_score(name)
+    options: dict[str, Any] = {"min_score": min(min_score, op), "threads": threads}
+    if model_path:
+        options["model_path"] = model_path
+    pipeline = MaskPipeline(create_detector(name, **options), classifier)
+    preds = run_system(images, pipeline, _progress(name))
+    _warn_problems(preds.problems, f"{name}: ")
+    models = [_model_entry(name, model_path)]
+    if classifier is not None:
+        models.append(_model_entry("mask-classifier", str(classifier.path)))
+    return {"name": name if classifier is None else f"{name}+classifier", "min_score": min(min_score, op),
+            "preds": preds, "op": op, "models": models}
 
 
 def _sha(path: Path) -> str | None:

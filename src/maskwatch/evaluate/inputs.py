@@ -46,8 +46,9 @@ class Predictions:
         return float(statistics.median(self.ms.values())) if self.ms else float("nan")
 
 
-def read_predictions_jsonl(path: str | Path) -> Predictions:
-    """Read the JSON Lines of ``maskwatch detect --json`` (one image per line, key = file stem).
+def read_predictions_jsonl(path: str | Path, min_score: float = 0.0) -> Predictions:
+    """Read the JSON Lines of ``maskwatch detect --json`` (one image per line, key = file stem),
+    keeping faces with ``score >= min_score``.
 
     Malformed lines, lines reporting an error, and repeated images (first kept) are counted in
     ``problems``; they never become empty predictions.
@@ -69,6 +70,7 @@ def read_predictions_jsonl(path: str | Path) -> Predictions:
                 out.problems.add("predictions line reporting an error (image left out)", f"{where} {image}")
                 continue
             faces = Faces.from_records(record.get("faces") or [])
+            faces = faces[faces.scores >= min_score]
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             out.problems.add("malformed predictions line (skipped)", f"{where}: {type(exc).__name__} {exc}")
             continue

@@ -100,6 +100,7 @@ def detection_markdown(report: dict) -> str:
     out = ["# MaskWatch detection evaluation", "", f"`{report['run']['command']}`", ""]
     out += _dataset_md(report["dataset"])
     out += ["## Side by side", "", md_table([h for _, h in COMPARISON_COLUMNS], comparison_rows(report["runs"])), ""]
+    out += [f"- detector {f['name']} could not run: {f['error']}" for f in report.get("failed_detectors", [])]
     for run in report["runs"]:
         m = run["metrics"]
         out += [f"## {run['name']}", "",
