@@ -27,6 +27,7 @@ import numpy as np
 
 from ..data.dataset import AnnotatedImage
 from ..faces import LABEL_INDEX, LABELS, Faces
+from ..boxes import iou_matrix
 from .matching import APResult, average_precision, match_image
 
 COCO_IOUS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))
@@ -81,11 +82,12 @@ def _in_bucket(boxes: np.ndarray, bucket: tuple[float, float]) -> np.ndarray:
     return (area >= bucket[0] ** 2) & (area <= bucket[1] ** 2)
 
 
-def _ap_inputs(pairs: Sequence[tuple[AnnotatedImage, Faces]], iou: float, class_id: int | None,
-               ignore_labels: tuple[str, ...] = (), bucket: tuple[float, float] = (0, np.inf)
-               ) -> tuple[np.ndarray, np.ndarray, int]:
-    """Scores, TP flags (ignored predictions removed) and the number of counted gts over all images."""
-    all_scores, all_tp, n_gt = [], [], 0
+def _aps(pairs: Sequence[tuple[AnnotatedImage, Faces]], ious: Sequence[float], class_id: int | None,
+         ignore_labels: tuple[str, ...] = (), bucket: tuple[float, float] = (0, np.inf)) -> list[APResult]:
+    """AP at each IoU threshold for one class (None: any face), ignored labels and size bucket."""
+    scores_per_iou: list[list[np.ndarray]] = [[] for _ in ious]
+    tp_per_iou: list[list[np.ndarray]] = [[] for _ in ious]
+    n_gt = 0
     for gt, faces in pairs:
         labels = np.array(gt.labels, dtype=object)
         crowd = np.isin(labels, ignore_labels) if ignore_labels else np.zeros(len(labels), bool)
@@ -96,24 +98,20 @@ def _ap_inputs(pairs: Sequence[tuple[AnnotatedImage, Faces]], iou: float, class_
         else:
             scores = faces.scores.astype(np.float64) * faces.probs[:, class_id]
             positive = labels == LABELS[class_id]
-        counted = positive & ~crowd & ~outside
         ignore = crowd | outside
+        n_gt += int((positive & ~ignore).sum())
         # gts of other classes are left out (COCO evaluates each category on its own), so a
         # prediction on them stays unmatched: a false positive for this class
-        pool = positive | crowd
-        idx = np.flatnonzero(pool)
-        pm, pig, _ = match_image(faces.boxes, scores, gt.boxes[idx], iou, ignore[idx], crowd[idx])
-        keep = ~pig & ((pm >= 0) | _in_bucket(faces.boxes, bucket))
-        all_scores.append(scores[keep])
-        all_tp.append(pm[keep] >= 0)
-        n_gt += int(counted.sum())
-    if not all_scores:
-        return np.zeros(0), np.zeros(0, bool), 0
-    return np.concatenate(all_scores), np.concatenate(all_tp), n_gt
-
-
-def _ap(pairs, iou, class_id, ignore_labels=(), bucket=(0, np.inf)) -> APResult:
-    return average_precision(*_ap_inputs(pairs, iou, class_id, ignore_labels, bucket))
+        idx = np.flatnonzero(positive | crowd)
+        iou_table = iou_matrix(faces.boxes, gt.boxes[idx])
+        pred_inside = _in_bucket(faces.boxes, bucket)
+        for k, iou in enumerate(ious):
+            pm, pig, _ = match_image(faces.boxes, scores, gt.boxes[idx], iou, ignore[idx], crowd[idx], iou_table)
+            keep = ~pig & ((pm >= 0) | pred_inside)
+            scores_per_iou[k].append(scores[keep])
+            tp_per_iou[k].append(pm[keep] >= 0)
+    return [average_precision(np.concatenate(s) if s else np.zeros(0), np.concatenate(t) if t else np.zeros(0, bool),
+                              n_gt) for s, t in zip(scores_per_iou, tp_per_iou)]
 
 
 def _nanmean(values: Sequence[float]) -> float:
@@ -220,7 +218,7 @@ def evaluate_detections(
     curves: dict[str, APResult] = {}
     face_ap: dict[str, dict] = {}
     for bucket_name, bucket in SIZE_BUCKETS.items():
-        per_iou = [_ap(pairs, iou, None, bucket=bucket) for iou in COCO_IOUS]
+        per_iou = _aps(pairs, COCO_IOUS, None, bucket=bucket)
         if bucket_name == "all":
             curves["face"] = per_iou[0]
         face_ap[bucket_name] = {
@@ -236,12 +234,12 @@ def evaluate_detections(
         three, two = {}, {}
         for c, name in enumerate(LABELS):
             if has_probs:
-                r3 = [_ap(pairs, iou, c, bucket=bucket) for iou in COCO_IOUS]
+                r3 = _aps(pairs, COCO_IOUS, c, bucket=bucket)
                 three[name] = (r3[0].ap, _nanmean([r.ap for r in r3]))
                 if bucket_name == "all":
                     curves[name] = r3[0]
                 if name in TWO_CLASSES:
-                    r2 = [_ap(pairs, iou, c, ("incorrect",), bucket) for iou in COCO_IOUS]
+                    r2 = _aps(pairs, COCO_IOUS, c, ("incorrect",), bucket)
                     two[name] = (r2[0].ap, _nanmean([r.ap for r in r2]))
             else:
                 three[name] = (nan, nan)

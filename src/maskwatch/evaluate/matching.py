@@ -11,7 +11,8 @@ from ..boxes import iou_matrix
 
 def match_image(pred_boxes: np.ndarray, pred_scores: np.ndarray, gt_boxes: np.ndarray,
                 iou_threshold: float, gt_ignore: np.ndarray | None = None,
-                gt_crowd: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                gt_crowd: np.ndarray | None = None, ious: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Match predictions to ground truth greedily by descending score (the COCO rule).
 
     Each prediction takes the unmatched, non-ignored gt with the highest IoU >= ``iou_threshold``;
@@ -22,6 +23,7 @@ def match_image(pred_boxes: np.ndarray, pred_scores: np.ndarray, gt_boxes: np.nd
 
     Returns (pred_match, pred_ignored, gt_match): index of the matched gt per prediction (-1 none),
     whether a prediction matched an ignored gt, and the matched prediction per gt (-1 none).
+    ``ious`` may pass the (N, M) IoU matrix when matching the same boxes at several thresholds.
     """
     n, m = len(pred_boxes), len(gt_boxes)
     pred_match = -np.ones(n, np.int64)
@@ -31,7 +33,7 @@ def match_image(pred_boxes: np.ndarray, pred_scores: np.ndarray, gt_boxes: np.nd
         return pred_match, pred_ignored, gt_match
     ignore = np.zeros(m, bool) if gt_ignore is None else np.asarray(gt_ignore, bool)
     crowd = ignore.copy() if gt_crowd is None else (np.asarray(gt_crowd, bool) & ignore)
-    ious = iou_matrix(pred_boxes, gt_boxes)
+    ious = iou_matrix(pred_boxes, gt_boxes) if ious is None else ious
     for p in np.argsort(-np.asarray(pred_scores), kind="stable"):
         best = -1
         for group in (~ignore, ignore):  # non-ignored gts first, ignored only as a fallback
