@@ -266,7 +266,7 @@ def _print_comparison(runs: list[dict]) -> None:
     for _, header in COMPARISON_COLUMNS:
         table.add_column(header, justify="left" if header == "system" else "right")
     for row in comparison_rows(runs):
-        table.add_row(*[fmt(v, 1) if i == len(row) - 1 else fmt(v) for i, v in enumerate(row)])
+        table.add_row(*[fmt(v) for v in row])
     out.print(table)
 
 

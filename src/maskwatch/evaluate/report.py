@@ -80,7 +80,9 @@ def md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def comparison_rows(runs: Sequence[dict]) -> list[list[Any]]:
-    return [[run.get(key) for key, _ in COMPARISON_COLUMNS] for run in runs]
+    """Rows of the side-by-side table (milliseconds already formatted with one decimal)."""
+    return [[fmt(run.get(key), 1) if key == "median_ms" else run.get(key) for key, _ in COMPARISON_COLUMNS]
+            for run in runs]
 
 
 def _dataset_md(dataset: dict) -> list[str]:
