@@ -1,4 +1,4 @@
-"""Greedy detection-to-ground-truth matching and VOC/COCO-style average precision."""
+"""Greedy detection-to-ground-truth matching and COCO-style average precision."""
 
 from __future__ import annotations
 
@@ -10,11 +10,20 @@ from ..boxes import iou_matrix
 
 
 def match_image(pred_boxes: np.ndarray, pred_scores: np.ndarray, gt_boxes: np.ndarray,
-                iou_threshold: float, gt_ignore: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Match predictions to ground truth greedily by descending score (COCO rule).
+                iou_threshold: float, gt_ignore: np.ndarray | None = None,
+                gt_crowd: np.ndarray | None = None, ious: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Match predictions to ground truth greedily by descending score (the COCO rule).
+
+    Each prediction takes the unmatched, non-ignored gt with the highest IoU >= ``iou_threshold``;
+    failing that, the ignored gt with the highest IoU. A prediction matched to an ignored gt is
+    neither TP nor FP. ``gt_crowd`` marks ignored gts that may absorb any number of predictions
+    (COCO's ``iscrowd``; default: every ignored gt); other ignored gts (e.g. outside a size range)
+    are used up by one match, as in pycocotools.
 
     Returns (pred_match, pred_ignored, gt_match): index of the matched gt per prediction (-1 none),
-    whether a prediction matched an ignored gt (neither TP nor FP), and the matched prediction per gt.
+    whether a prediction matched an ignored gt, and the matched prediction per gt (-1 none).
+    ``ious`` may pass the (N, M) IoU matrix when matching the same boxes at several thresholds.
     """
     n, m = len(pred_boxes), len(gt_boxes)
     pred_match = -np.ones(n, np.int64)
@@ -23,26 +32,23 @@ def match_image(pred_boxes: np.ndarray, pred_scores: np.ndarray, gt_boxes: np.nd
     if n == 0 or m == 0:
         return pred_match, pred_ignored, gt_match
     ignore = np.zeros(m, bool) if gt_ignore is None else np.asarray(gt_ignore, bool)
-    ious = iou_matrix(pred_boxes, gt_boxes)
+    crowd = ignore.copy() if gt_crowd is None else (np.asarray(gt_crowd, bool) & ignore)
+    ious = iou_matrix(pred_boxes, gt_boxes) if ious is None else ious
     for p in np.argsort(-np.asarray(pred_scores), kind="stable"):
-        best, best_iou = -1, iou_threshold
-        # prefer unmatched, non-ignored gts; fall back to ignored ones
-        for g in np.argsort(-ious[p], kind="stable"):
-            if ious[p, g] < best_iou:
+        best = -1
+        for group in (~ignore, ignore):  # non-ignored gts first, ignored only as a fallback
+            candidates = np.flatnonzero(group & ((gt_match < 0) | crowd) & (ious[p] >= iou_threshold))
+            if candidates.size:
+                best = int(candidates[np.argmax(ious[p, candidates])])
                 break
-            if gt_match[g] >= 0:
-                continue
-            if ignore[g] and best >= 0:
-                break
-            best = g
-            if not ignore[g]:
-                break
-        if best >= 0:
-            if ignore[best]:
-                pred_ignored[p] = True
-            else:
-                gt_match[best] = p
-                pred_match[p] = best
+        if best < 0:
+            continue
+        pred_match[p] = best
+        pred_ignored[p] = bool(ignore[best])
+        if not crowd[best]:
+            gt_match[best] = p
+    pred_match[pred_ignored] = -1
+    gt_match[ignore] = -1
     return pred_match, pred_ignored, gt_match
 
 
@@ -56,7 +62,10 @@ class APResult:
 
 
 def average_precision(scores: np.ndarray, is_tp: np.ndarray, n_gt: int) -> APResult:
-    """101-point interpolated AP (COCO) from per-prediction scores and TP flags over a dataset."""
+    """101-point interpolated AP (COCO) from per-prediction scores and TP flags over a dataset.
+
+    Predictions matched to ignored ground truth must be left out by the caller. NaN when ``n_gt`` is 0.
+    """
     scores = np.asarray(scores, np.float64)
     order = np.argsort(-scores, kind="mergesort")
     tp = np.asarray(is_tp, bool)[order]
