@@ -27,3 +27,17 @@ def crop_faces(image: np.ndarray, boxes: np.ndarray, size: int = CROP_SIZE, cont
         m = np.array([[scale, 0, -x1 * scale + 0.5 * scale - 0.5], [0, scale, -y1 * scale + 0.5 * scale - 0.5]], np.float32)
         out[i] = cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return out
+
+
+def face_box_in_crop(image: np.ndarray, detector=None) -> np.ndarray:
+    """The box to classify in an image that is already a face crop: (1, 4).
+
+    The largest face the detector finds, so the framing matches what the classifier saw in
+    training; the whole image when there is no detector or it finds no face.
+    """
+    h, w = image.shape[:2]
+    if detector is not None:
+        found = detector.detect(image)
+        if len(found):
+            return found.boxes[[int(np.argmax(found.widths * found.heights))]]
+    return np.array([[0, 0, w, h]], np.float32)

@@ -30,9 +30,7 @@ def classify_command(
     With --locate (default) the largest face CenterFace finds in the crop is framed the way the
     classifier was trained; when none is found the whole image is used.
     """
-    import numpy as np
-
-    from ..classifier import MaskClassifier
+    from ..classifier import MaskClassifier, face_box_in_crop
     from ..errors import MaskWatchError
     from ..faces import Faces
     from ..images import find_images, read_image
@@ -69,12 +67,7 @@ def classify_command(
                 failures += 1
                 warn(str(exc))
                 continue
-            h, w = image.shape[:2]
-            face = Faces(boxes=[[0, 0, w, h]], scores=[1.0])
-            if detector is not None:
-                located = detector.detect(image)
-                if len(located):
-                    face = located[int(np.argmax(located.widths * located.heights))]
+            face = Faces(boxes=face_box_in_crop(image, detector), scores=[1.0])
             record = classifier.classify(image, face).to_records()[0]
             counts[record["label"]] += 1
             line = {"image": str(item.path), "label": record["label"], "label_score": record["label_score"],

@@ -309,16 +309,12 @@ def _classify(dataset_path, model, split_file, label_map, dataset_format, thread
     problems = DatasetReport()
     samples = []  # (path, box or None, label)
     if dataset_format == "folders" or (dataset_format == "auto" and _is_class_folders(dataset_path)):
-        try:
-            from ..data.folders import read_class_folders  # type: ignore[import-not-found]
-        except ImportError:
-            raise MaskWatchError(f"{dataset_path}: folder-per-class datasets need maskwatch.data.folders, "
-                                 "which this build lacks") from None
-        items, folder_report = read_class_folders(dataset_path)
+        from ..data.folders import read_class_folders
+
+        items = read_class_folders(dataset_path, parse_label_map(label_map))
+        folder_report = items.report
         _warn_problems(folder_report, f"{dataset_path}: ")
-        for item in items:
-            path, label = (item.path, item.label) if hasattr(item, "path") else (item[0], item[1])
-            samples.append((Path(path), None, label))
+        samples += [(Path(path), None, label) for path, label in items]
         info = {"path": str(dataset_path), "format": "folders", "images": len(items),
                 "problems": folder_report.to_dict(), "problem_lines": folder_report.lines()}
     else:
@@ -377,9 +373,12 @@ def _classify(dataset_path, model, split_file, label_map, dataset_format, thread
 def _classify_images(classifier, paths, by_image, problems):
     import numpy as np
 
-    from ..classifier import crop_faces
+    from ..classifier import crop_faces, face_box_in_crop
+    from ..detectors import create_detector
     from ..errors import InputError
     from ..images import read_image
+
+    locator = None  # folder images are face crops: frame the face in them as training did
 
     probs, labels, used = [], [], []
     for path in _progress("classify")(paths):
@@ -389,10 +388,11 @@ def _classify_images(classifier, paths, by_image, problems):
             problems.add("unreadable image (left out)", str(exc))
             continue
         entries = by_image[path]
-        h, w = image.shape[:2]
-        boxes = np.array([[0, 0, w, h] if box is None else box for _, box, _ in entries], np.float32)
-        context = 0.0 if entries[0][1] is None else classifier.context  # folder images are crops already
-        probs.append(classifier.predict_crops(crop_faces(image, boxes, classifier.size, context)))
+        if entries[0][1] is None and locator is None:
+            locator = create_detector("centerface", min_score=0.3)
+        boxes = np.concatenate([face_box_in_crop(image, locator) if box is None else np.asarray([box], np.float32)
+                                for _, box, _ in entries])
+        probs.append(classifier.predict_crops(crop_faces(image, boxes, classifier.size, classifier.context)))
         labels += [label for _, _, label in entries]
         used += entries
     stacked = np.concatenate(probs) if probs else np.zeros((0, 3), np.float32)

@@ -15,11 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..classifier.crop import CROP_CONTEXT, CROP_SIZE, crop_faces
+from ..classifier.crop import CROP_CONTEXT, CROP_SIZE, crop_faces, face_box_in_crop
 from ..errors import DatasetError, InputError
 from ..faces import LABEL_INDEX, LABELS
-from ..images import find_images, read_image
-from ..data.labels import map_label
+from ..images import read_image
 from ..data.splits import assign_splits, dhash, group_near_duplicates
 
 STORE_SIZE = 128
@@ -146,25 +145,20 @@ def folder_faces(spec: SourceSpec, seed: int, warn, detector=None, cache: Path |
     cached = _load_cached(_cache_file(cache, spec, seed, str(sorted(exclude or []))[:64]), spec.weight)
     if cached is not None:
         return cached
-    if not spec.path.is_dir():
-        raise DatasetError(f"{spec.path}: not a folder")
-    class_dirs = sorted(d for d in spec.path.iterdir() if d.is_dir())
+    from ..data.folders import read_class_folders
+
+    folders = read_class_folders(spec.path, label_map)
+    for line in folders.report.lines():
+        warn(f"{spec.path}: {line}")
     items: list[tuple[Path, int]] = []
-    for d in class_dirs:
-        label = map_label(d.name, label_map)
-        if label is None:
-            warn(f"{d}: unknown class folder name '{d.name}' (left out; map it with --label-map)")
+    left_out = 0
+    for path, label in folders:
+        if exclude and label == "no_mask" and str(Path(path).resolve()) in exclude:
+            left_out += 1
             continue
-        files = [f.path for f in find_images([d]) if f.error is None]
-        if not files:
-            warn(f"{d}: class folder '{d.name}' is empty")
-            continue
-        if exclude and label == "no_mask":
-            before = len(files)
-            files = [f for f in files if str(f.resolve()) not in exclude]
-            if before != len(files):
-                warn(f"{d}: {before - len(files)} images left out as unmasked examples (sources of synthetic masks)")
-        items += [(f, LABEL_INDEX[label]) for f in files]
+        items.append((Path(path), LABEL_INDEX[label]))
+    if left_out:
+        warn(f"{spec.path}: {left_out} images left out as unmasked examples (sources of synthetic masks)")
     if not items:
         raise DatasetError(f"{spec.path}: no class folders with images")
     crops, labels, origins, hashes = [], [], [], []
@@ -176,13 +170,7 @@ def folder_faces(spec: SourceSpec, seed: int, warn, detector=None, cache: Path |
         except InputError as exc:
             warn(str(exc))
             continue
-        h, w = image.shape[:2]
-        box = np.array([[0, 0, w, h]], np.float32)
-        if detector is not None:
-            found = detector.detect(image)
-            if len(found):
-                box = found.boxes[[int(np.argmax(found.widths * found.heights))]]
-        crops.append(crop_faces(image, box, STORE_SIZE, STORE_CONTEXT)[0])
+        crops.append(crop_faces(image, face_box_in_crop(image, detector), STORE_SIZE, STORE_CONTEXT)[0])
         labels.append(label)
         origins.append(str(path))
         hashes.append(dhash(path))
