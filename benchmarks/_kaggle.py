@@ -1,13 +1,12 @@
-"""The Kaggle held-out split used by benchmarks and tools (same rule as `maskwatch train`)."""
+"""The Kaggle held-out split used by benchmarks and tools (the project's split rule, seed 0)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from maskwatch.data.splits import assign_splits, group_near_duplicates
+from maskwatch.data.splits import dataset_splits
 from maskwatch.data.voc import read_voc
-from maskwatch.train.data import SPLITS
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -20,5 +19,5 @@ def kaggle_root() -> Path:
 def kaggle_split(split: str, seed: int = 0):
     """Annotated images of one split of ../shared/data/kaggle-face-mask."""
     ds = read_voc(kaggle_root())
-    names = assign_splits([im.key for im in ds.images], SPLITS, seed, group_near_duplicates([im.path for im in ds.images]))
-    return [im for im, s in zip(ds.images, names) if s == split]
+    keep = set(dataset_splits(ds, seed)[split])
+    return [im for im in ds.images if im.key in keep]

@@ -9,6 +9,22 @@ from typing import Callable, Sequence
 import numpy as np
 
 
+#: The project's split rule: 60/15/25 per image, seed 0 is the held-out split every number uses.
+SPLIT_FRACTIONS = {"train": 0.6, "val": 0.15, "test": 0.25}
+
+
+def dataset_splits(dataset, seed: int = 0, fractions: dict[str, float] | None = None) -> dict[str, list[str]]:
+    """Image stems per split of an annotated ``Dataset``, near-duplicate photos kept in one split."""
+    from ..errors import DatasetError
+
+    if not dataset.images:
+        raise DatasetError(f"{dataset.root}: no annotated images to split")
+    fractions = fractions or SPLIT_FRACTIONS
+    keys = [img.key for img in dataset.images]
+    names = assign_splits(keys, fractions, seed=seed, groups=group_near_duplicates([img.path for img in dataset.images]))
+    return {split: [k for k, n in zip(keys, names) if n == split] for split in fractions}
+
+
 def dhash(path: str | Path, size: int = 8) -> int:
     """64-bit difference hash of an image (robust to re-encoding and small resizes)."""
     from PIL import Image

@@ -16,7 +16,7 @@ from ..data.dataset import AnnotatedImage, Dataset, DatasetReport
 from ..errors import DatasetError, InputError, MaskWatchError
 from ..faces import Faces
 
-SPLIT_FRACTIONS = {"train": 0.6, "val": 0.15, "test": 0.25}
+from ..data.splits import SPLIT_FRACTIONS, dataset_splits  # noqa: F401  (re-exported)
 
 
 def load_any_dataset(path: str | Path, fmt: str = "auto", label_map: dict[str, str] | None = None) -> Dataset:
@@ -137,19 +137,6 @@ def run_system(images: Sequence[AnnotatedImage], predict: Callable[[np.ndarray],
         out.faces[img.key] = predict(bgr)
         out.ms[img.key] = (time.perf_counter() - start) * 1000
     return out
-
-
-def dataset_splits(dataset: Dataset, seed: int = 0, fractions: dict[str, float] | None = None) -> dict[str, list[str]]:
-    """Image stems per split, near-duplicate photos kept in one split (the project's split rule)."""
-    from ..data.splits import assign_splits, group_near_duplicates
-
-    if not dataset.images:
-        raise DatasetError(f"{dataset.root}: no annotated images to split")
-    fractions = fractions or SPLIT_FRACTIONS
-    keys = [img.key for img in dataset.images]
-    names = assign_splits(keys, fractions, seed=seed,
-                          groups=group_near_duplicates([img.path for img in dataset.images]))
-    return {split: [k for k, n in zip(keys, names) if n == split] for split in fractions}
 
 
 def problems_dict(report: DatasetReport) -> dict[str, dict]:

@@ -19,12 +19,11 @@ from ..classifier.crop import CROP_CONTEXT, CROP_SIZE, crop_faces, face_box_in_c
 from ..errors import DatasetError, InputError
 from ..faces import LABEL_INDEX, LABELS
 from ..images import read_image
-from ..data.splits import assign_splits, dhash, group_near_duplicates
+from ..data.splits import SPLIT_FRACTIONS, assign_splits, dataset_splits, dhash
 
 STORE_SIZE = 128
 #: context of the stored crop such that its central CROP_SIZE pixels are the inference crop
 STORE_CONTEXT = (1 + CROP_CONTEXT) * STORE_SIZE / CROP_SIZE - 1
-SPLITS = {"train": 0.6, "val": 0.15, "test": 0.25}
 
 
 @dataclass
@@ -110,8 +109,8 @@ def voc_faces(spec: SourceSpec, seed: int, warn, cache: Path | None = None,
     ds = read_voc(spec.path, label_map)
     for line in ds.report.lines():
         warn(f"{spec.path}: {line}")
-    keys = [im.key for im in ds.images]
-    splits = assign_splits(keys, SPLITS, seed, group_near_duplicates([im.path for im in ds.images]))
+    split_of = {key: name for name, keys in dataset_splits(ds, seed).items() for key in keys}
+    splits = [split_of[im.key] for im in ds.images]
     crops, labels, split_col, origins = [], [], [], []
     for im, split in zip(ds.images, splits):
         if not len(im.boxes):
@@ -175,7 +174,7 @@ def folder_faces(spec: SourceSpec, seed: int, warn, detector=None, cache: Path |
         origins.append(str(path))
         hashes.append(dhash(path))
     groups = {h: i for i, h in enumerate(dict.fromkeys(hashes))}
-    splits = assign_splits(origins, SPLITS, seed, [groups[h] for h in hashes])
+    splits = assign_splits(origins, SPLIT_FRACTIONS, seed, [groups[h] for h in hashes])
     n = len(labels)
     faces = FaceSet(np.stack(crops), np.asarray(labels, np.int64), np.asarray(splits),
                     np.full(n, spec.weight, np.float32), origins, np.full(n, f"folders:{spec.path.name}"))
