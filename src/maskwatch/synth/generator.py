@@ -13,6 +13,11 @@ from .styles import PARAMETRIC_STYLES, draw_mask
 from .templates import DEFAULT_EXCLUDE, TemplateSet, load_template_set, pick_view
 
 STYLES = ("templates", *PARAMETRIC_STYLES)
+#: results whose mask lies less than this much inside the image are not used
+MIN_VISIBLE = 0.3
+#: nose tip further than this many half eye distances off the eye midpoint: a near-profile face,
+#: where five points no longer say where the jaw is
+MAX_YAW = 1.15
 
 
 class SkipFace(Exception):
@@ -152,6 +157,8 @@ class MaskSynthesizer:
             pose = face_pose(faces.landmarks[index])
         except LandmarkError as exc:
             raise SkipFace("landmarks missing", str(exc)) from None
+        if abs(pose.yaw_raw) > MAX_YAW:
+            raise SkipFace("turned too far", f"nose {pose.yaw_raw:+.2f} half eye distances off centre")
         return FaceFit(box=box.copy(), landmarks=faces.landmarks[index].copy(), pose=pose)
 
     @staticmethod
@@ -167,6 +174,19 @@ class MaskSynthesizer:
         return best
 
     # -- drawing --------------------------------------------------------------------------------
+    def put_mask_in_frame(self, image: np.ndarray, pose: FacePose, mode: str, style: str,
+                          rng: np.random.Generator, min_visible: float = MIN_VISIBLE) -> MaskedFace | None:
+        """Like :meth:`put_mask`, but when less than ``min_visible`` of the mask lies inside the image
+        (tight face crops cut off masks worn on the chin), try the other enabled modes with the same
+        label, highest-sitting first; None when none fits."""
+        same_label = [m for m in ("nose", "loose", "chin", "correct")
+                      if m != mode and self.modes.get(m, 0) > 0 and WEAR_MODES[m] == WEAR_MODES[mode]]
+        for candidate in (mode, *same_label):
+            result = self.put_mask(image, pose, candidate, style, rng)
+            if result.visible >= min_visible:
+                return result
+        return None
+
     def put_mask(self, image: np.ndarray, pose: FacePose, mode: str, style: str,
                  rng: np.random.Generator) -> MaskedFace:
         """Mask the face with ``pose`` in ``image`` (BGR uint8), worn as ``mode``, in ``style``."""

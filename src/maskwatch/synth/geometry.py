@@ -45,6 +45,7 @@ class FacePose:
     mouth: np.ndarray  # (2,) mouth-corner midpoint, upright frame
     mouth_half_width: float
     chin_y: float  # estimated chin bottom, upright frame
+    yaw_raw: float = 0.0  # yaw before clipping to -1..1 (beyond 1: near profile)
 
     @property
     def height(self) -> float:
@@ -89,10 +90,11 @@ def face_pose(landmarks: np.ndarray) -> FacePose:
         raise LandmarkError(f"mouth {h:.0f} px below the eyes for eyes {eye_dist:.0f} px apart")
     if not (0.15 * h <= nose[1] <= 0.95 * h):
         raise LandmarkError("nose tip not between eyes and mouth")
-    yaw = float(np.clip(nose[0] / (eye_dist / 2), -1.0, 1.0))
+    yaw_raw = float(nose[0] / (eye_dist / 2))
+    yaw = float(np.clip(yaw_raw, -1.0, 1.0))
     return FacePose(
         origin=origin, roll=roll, yaw=yaw, eye_dist=eye_dist, nose=nose, mouth=mouth,
-        mouth_half_width=float(abs(mouth_r[0] - mouth_l[0]) / 2), chin_y=h + CHIN_BELOW_MOUTH * h,
+        mouth_half_width=float(abs(mouth_r[0] - mouth_l[0]) / 2), chin_y=h + CHIN_BELOW_MOUTH * h, yaw_raw=yaw_raw,
     )
 
 

@@ -112,13 +112,15 @@ def blend_mask(image: np.ndarray, art: MaskArt, anchors: np.ndarray, rng: np.ran
     under = float(lum[inside].mean())
     level = float(np.clip(under * 1.6 / 235, 0.3, 1.1))
     ramp = np.clip(lum / max(under, 1.0), 0.6, 1.4) ** 0.7
-    colour *= (level * ramp)[..., None]
+    # roundness: the mask curves away from the camera at its rim, so its edges get less light
+    rim = cv2.distanceTransform((alpha > 0.5).astype(np.uint8), cv2.DIST_L2, 3)
+    round_ = 0.8 + 0.2 * np.clip(rim / max(1.0, 0.12 * face_width), 0, 1)
+    colour *= (level * ramp * round_)[..., None]
     # colour cast of the photo (e.g. warm indoor light), softened
     mean_bgr = roi[inside].mean(0) + 1.0
     cast = (mean_bgr / mean_bgr.mean()) ** 0.35
     colour *= cast[None, None, :].astype(np.float32)
-    if np.abs(roi[..., 0] - roi[..., 2]).max() < 2 and np.abs(roi[..., 0] - roi[..., 1]).max() < 2:
-        colour[:] = colour.mean(axis=2, keepdims=True)  # grayscale photo: grayscale mask
+    grayscale = np.abs(roi[..., 0] - roi[..., 2]).max() < 2 and np.abs(roi[..., 0] - roi[..., 1]).max() < 2
     soft = float(np.clip(face_width / 160, 0.35, 1.5)) * float(rng.uniform(0.7, 1.2))
     # blur colour premultiplied by alpha, so the transparent outside does not bleed in as black
     premult = cv2.GaussianBlur(colour * alpha[..., None], (0, 0), soft * 0.8)
@@ -126,6 +128,8 @@ def blend_mask(image: np.ndarray, art: MaskArt, anchors: np.ndarray, rng: np.ran
     colour = premult / np.maximum(alpha, 1e-3)[..., None]
     alpha = cv2.GaussianBlur(alpha, (0, 0), soft * 0.6)
     colour += rng.normal(0, max(0.8, _noise_sigma(gray)), colour.shape).astype(np.float32)
+    if grayscale:  # grayscale photo: grayscale mask
+        colour[:] = colour.mean(axis=2, keepdims=True)
     blended = roi * (1 - alpha[..., None]) + colour * alpha[..., None]
     out[y0:y0 + rh, x0:x0 + rw] = np.clip(np.round(blended), 0, 255).astype(np.uint8)
     coverage[y0:y0 + rh, x0:x0 + rw] = alpha

@@ -27,11 +27,10 @@ import numpy as np
 from ..errors import InputError, MaskWatchError
 from ..images import find_images, read_image
 from .generator import MaskSynthesizer, SkipFace
+from .geometry import WEAR_MODES
 from .preview import ContactSheet, _fit, face_thumbnail
 
 VOC_NAMES = {"mask": "with_mask", "incorrect": "mask_weared_incorrect"}
-#: results whose mask lies less than this much inside the image are dropped (counted)
-MIN_VISIBLE = 0.3
 
 
 @dataclass
@@ -173,11 +172,11 @@ def _image_items(src, out, synth, seed, limit, report, sheet, on_total) -> Itera
         rng = face_rng(seed, str(rel))
         report.faces_used += 1
         for k, (mode, style) in enumerate(synth.plan(rng)):
-            result = synth.put_mask(image, fit.pose, mode, style, rng)
-            if result.visible < MIN_VISIBLE:
-                report.skip("mask out of frame", f"{item.path}: {mode} mask {result.visible:.0%} inside the image")
+            result = synth.put_mask_in_frame(image, fit.pose, mode, style, rng)
+            if result is None:
+                report.skip("mask out of frame", f"{item.path}: no {WEAR_MODES[mode]} mode keeps the mask inside the image")
                 continue
-            target = out / result.label / f"{_safe_stem(rel)}__{k}_{mode}_{style}.jpg"
+            target = out / result.label / f"{_safe_stem(rel)}__{k}_{result.mode}_{style}.jpg"
             _write_jpeg(target, result.image)
             rows.append(_manifest_row(Path(item.path), fit, result, target, out))
             _record(report, result, sheet, _fit(result.image))
@@ -249,9 +248,9 @@ def _voc_items(src, out, synth, seed, limit, report, sheet, on_total) -> Iterato
                 if k >= len(plan):
                     continue
                 mode, style = plan[k]
-                result = synth.put_mask(edited, fit.pose, mode, style, rng)
-                if result.visible < MIN_VISIBLE:
-                    report.skip("mask out of frame", f"{image_path}: {mode} mask {result.visible:.0%} inside the image")
+                result = synth.put_mask_in_frame(edited, fit.pose, mode, style, rng)
+                if result is None:
+                    report.skip("mask out of frame", f"{image_path}: no {WEAR_MODES[mode]} mode keeps the mask inside the image")
                     continue
                 edited = result.image
                 objects[originals.index(obj)].find("name").text = VOC_NAMES[result.label]
