@@ -67,7 +67,7 @@ def synth(
 def _print_summary(report, out: Path, preview: Path | None) -> None:
     from rich.console import Console
 
-    con = Console(highlight=False)
+    con = Console(highlight=False, soft_wrap=True)
     written = sum(report.written.values())
     rate = report.faces_used / report.seconds if report.seconds else 0.0
     con.print(f"{report.sources} source images, {report.faces_used} faces used, {written} images written "

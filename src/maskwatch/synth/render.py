@@ -80,11 +80,11 @@ def warp_mask(art: MaskArt, anchors: np.ndarray, shape: tuple[int, int]) -> tupl
     return colour, cover, (x0, y0)
 
 
-def _noise_sigma(gray: np.ndarray) -> float:
-    """Sensor/JPEG noise level of a region (robust: median absolute high-pass residual)."""
-    if gray.size < 16:
+def _noise_sigma(gray: np.ndarray, where: np.ndarray) -> float:
+    """Sensor/JPEG noise level where ``where`` is true (robust: median absolute high-pass residual)."""
+    residual = (gray - cv2.blur(gray, (3, 3)))[where]
+    if residual.size < 16:
         return 0.0
-    residual = gray - cv2.blur(gray, (3, 3))
     return float(1.48 * np.median(np.abs(residual - np.median(residual))))
 
 
@@ -127,7 +127,10 @@ def blend_mask(image: np.ndarray, art: MaskArt, anchors: np.ndarray, rng: np.ran
     alpha = cv2.GaussianBlur(alpha, (0, 0), soft * 0.8)
     colour = premult / np.maximum(alpha, 1e-3)[..., None]
     alpha = cv2.GaussianBlur(alpha, (0, 0), soft * 0.6)
-    colour += rng.normal(0, max(0.8, _noise_sigma(gray)), colour.shape).astype(np.float32)
+    # the photo's grain, measured on the skin under the mask (edges of hair or background would
+    # inflate it), kept modest: a mask surface is smoother than skin
+    sigma = float(np.clip(0.6 * _noise_sigma(gray, inside), 0.8, 4.0))
+    colour += rng.normal(0, sigma, colour.shape).astype(np.float32)
     if grayscale:  # grayscale photo: grayscale mask
         colour[:] = colour.mean(axis=2, keepdims=True)
     blended = roi * (1 - alpha[..., None]) + colour * alpha[..., None]
