@@ -21,10 +21,10 @@ def face_thumbnail(image: np.ndarray, box: np.ndarray, margin: float = 0.35) -> 
     a, b = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
     c, d = int(min(w, cx + side / 2)), int(min(h, cy + side / 2))
     crop = image[b:d, a:c] if d > b and c > a else image
-    return _fit(crop)
+    return fit_tile(crop)
 
 
-def _fit(image: np.ndarray) -> np.ndarray:
+def fit_tile(image: np.ndarray) -> np.ndarray:
     h, w = image.shape[:2]
     scale = TILE / max(h, w)
     small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),

@@ -28,7 +28,7 @@ from ..errors import InputError, MaskWatchError
 from ..images import find_images, read_image
 from .generator import MaskSynthesizer, SkipFace
 from .geometry import WEAR_MODES
-from .preview import ContactSheet, _fit, face_thumbnail
+from .preview import ContactSheet, face_thumbnail, fit_tile
 
 VOC_NAMES = {"mask": "with_mask", "incorrect": "mask_weared_incorrect"}
 
@@ -179,7 +179,7 @@ def _image_items(src, out, synth, seed, limit, report, sheet, on_total) -> Itera
             target = out / result.label / f"{_safe_stem(rel)}__{k}_{result.mode}_{style}.jpg"
             _write_jpeg(target, result.image)
             rows.append(_manifest_row(Path(item.path), fit, result, target, out))
-            _record(report, result, sheet, _fit(result.image))
+            _record(report, result, sheet, fit_tile(result.image))
         yield rows, item.path
 
 
