@@ -81,21 +81,32 @@ def _cache_file(cache: Path | None, spec: SourceSpec, seed: int, extra: str = ""
     return cache / f"{spec.kind}-{spec.path.name}-{key}.npz"
 
 
-def _load_cached(path: Path | None, weight: float) -> FaceSet | None:
+def _load_cached(path: Path | None, weight: float, warn) -> FaceSet | None:
+    """Cached crops of a source; the dataset problems found when they were made are told again."""
     if path is None or not path.is_file():
         return None
     z = np.load(path, allow_pickle=False)
+    for line in json.loads(str(z["notes"])) if "notes" in z.files else []:
+        warn(line)
     n = len(z["labels"])
     return FaceSet(z["crops"], z["labels"], z["splits"], np.full(n, weight, np.float32),
                    json.loads(str(z["origins"])), z["sources"])
 
 
-def _save_cached(path: Path | None, faces: FaceSet) -> None:
+def _save_cached(path: Path | None, faces: FaceSet, notes: list[str]) -> None:
     if path is None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, crops=faces.crops, labels=faces.labels, splits=faces.splits,
-             origins=json.dumps(faces.origins), sources=faces.sources)
+             origins=json.dumps(faces.origins), sources=faces.sources, notes=json.dumps(notes))
+
+
+def _recording(warn, notes: list[str]):
+    def both(line: str) -> None:
+        notes.append(line)
+        warn(line)
+
+    return both
 
 
 def voc_faces(spec: SourceSpec, seed: int, warn, cache: Path | None = None,
@@ -103,9 +114,11 @@ def voc_faces(spec: SourceSpec, seed: int, warn, cache: Path | None = None,
     """Crops of every labelled box of a VOC dataset; the split is per image (near-duplicates together)."""
     from ..data.voc import read_voc
 
-    cached = _load_cached(_cache_file(cache, spec, seed), spec.weight)
+    cached = _load_cached(_cache_file(cache, spec, seed), spec.weight, warn)
     if cached is not None:
         return cached
+    notes: list[str] = []
+    warn = _recording(warn, notes)
     ds = read_voc(spec.path, label_map)
     for line in ds.report.lines():
         warn(f"{spec.path}: {line}")
@@ -128,7 +141,7 @@ def voc_faces(spec: SourceSpec, seed: int, warn, cache: Path | None = None,
     faces = FaceSet(np.concatenate(crops) if crops else np.zeros((0, STORE_SIZE, STORE_SIZE, 3), np.uint8),
                     np.asarray(labels, np.int64), np.asarray(split_col), np.full(n, spec.weight, np.float32),
                     origins, np.full(n, f"voc:{spec.path.name}"))
-    _save_cached(_cache_file(cache, spec, seed), faces)
+    _save_cached(_cache_file(cache, spec, seed), faces, notes)
     return faces
 
 
@@ -141,9 +154,12 @@ def folder_faces(spec: SourceSpec, seed: int, warn, detector=None, cache: Path |
     (same dHash) so re-encoded copies never straddle splits. ``exclude`` holds source files that
     were used to synthesise masked faces: they never serve as unmasked examples.
     """
-    cached = _load_cached(_cache_file(cache, spec, seed, str(sorted(exclude or []))[:64]), spec.weight)
+    cache_path = _cache_file(cache, spec, seed, hashlib.sha256(str(sorted(exclude)).encode()).hexdigest() if exclude else "[]")
+    cached = _load_cached(cache_path, spec.weight, warn)
     if cached is not None:
         return cached
+    notes: list[str] = []
+    warn = _recording(warn, notes)
     from ..data.folders import read_class_folders
 
     folders = read_class_folders(spec.path, label_map)
@@ -178,7 +194,7 @@ def folder_faces(spec: SourceSpec, seed: int, warn, detector=None, cache: Path |
     n = len(labels)
     faces = FaceSet(np.stack(crops), np.asarray(labels, np.int64), np.asarray(splits),
                     np.full(n, spec.weight, np.float32), origins, np.full(n, f"folders:{spec.path.name}"))
-    _save_cached(_cache_file(cache, spec, seed, str(sorted(exclude or []))[:64]), faces)
+    _save_cached(cache_path, faces, notes)
     return faces
 
 

@@ -1,0 +1,93 @@
+"""`maskwatch train` on tiny data: run directory, resume, ONNX parity, bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+pytest.importorskip("torch")
+
+from maskwatch.cli import app  # noqa: E402
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def tiny_sets(tmp_path_factory, shared_dir):
+    root = tmp_path_factory.mktemp("tiny")
+    kaggle = shared_dir / "data" / "kaggle-face-mask"
+    voc = root / "voc"
+    (voc / "images").mkdir(parents=True)
+    (voc / "annotations").mkdir()
+    names = sorted(p.stem for p in (kaggle / "annotations").glob("*.xml"))[:24]
+    for stem in names:
+        shutil.copy(kaggle / "images" / f"{stem}.jpg", voc / "images")
+        shutil.copy(kaggle / "annotations" / f"{stem}.xml", voc / "annotations")
+    (voc / "annotations" / "broken.xml").write_text("<annotation><object>")
+    folders = root / "folders"
+    src = shared_dir / "data" / "chandrikadeb7-faces"
+    for cls in ("with_mask", "without_mask"):
+        (folders / cls).mkdir(parents=True)
+        for f in sorted((src / cls).glob("*.jpg"))[:20]:
+            shutil.copy(f, folders / cls)
+    (folders / "sunglasses").mkdir()
+    shutil.copy(sorted((src / "with_mask").glob("*.jpg"))[0], folders / "sunglasses")
+    (folders / "incorrect").mkdir()  # empty class folder
+    return root
+
+
+def _train(tiny, out, *extra):
+    return runner.invoke(app, ["train", "--out", str(out), "--voc", str(tiny / "voc"), "--folders",
+                               f"{tiny / 'folders'}:0.5", "--samples-per-epoch", "32", "--batch-size", "16",
+                               "--threads", "2", "--cache", str(tiny / "cache"), *extra], catch_exceptions=False)
+
+
+@pytest.mark.parametrize("arch", ["centerface", "scratch"])
+def test_tiny_training_run_writes_everything(tiny_sets, tmp_path, arch):
+    out = tmp_path / "run"
+    result = _train(tiny_sets, out, "--arch", arch, "--epochs", "1")
+    assert result.exit_code == 0, result.output
+    for name in ("config.json", "metrics.json", "history.json", "learning_curve.png", "best.pt", "last.pt",
+                 "mask_classifier.onnx", "split_manifest.jsonl"):
+        assert (out / name).is_file(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["onnx_max_abs_diff"] < 1e-4  # ONNX Runtime and PyTorch agree on the same crops
+    manifest = [json.loads(x) for x in (out / "split_manifest.jsonl").read_text().splitlines()]
+    assert {m["split"] for m in manifest} <= {"train", "val", "test"}
+    by_image = {}
+    for m in manifest:  # faces of one photo never straddle splits
+        by_image.setdefault(m["face"].split("#")[0], set()).add(m["split"])
+    assert all(len(s) == 1 for s in by_image.values())
+    text = result.output
+    assert "broken.xml" in text and "malformed XML" in text
+    assert "sunglasses" in text and "incorrect" in text  # unknown and empty class folders are named
+
+
+def test_resume_continues_and_existing_dir_is_refused(tiny_sets, tmp_path):
+    out = tmp_path / "run"
+    assert _train(tiny_sets, out, "--arch", "scratch", "--epochs", "1").exit_code == 0
+    refused = _train(tiny_sets, out, "--arch", "scratch", "--epochs", "1")
+    assert refused.exit_code != 0 and "exists" in refused.output
+    resumed = _train(tiny_sets, out, "--arch", "scratch", "--epochs", "2", "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    history = json.loads((out / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2]
+
+
+def test_exported_model_loads_in_the_classifier(tiny_sets, tmp_path):
+    from maskwatch.classifier import MaskClassifier
+
+    out = tmp_path / "run"
+    assert _train(tiny_sets, out, "--arch", "scratch", "--epochs", "1").exit_code == 0
+    clf = MaskClassifier(str(out / "mask_classifier.onnx"))
+    probs = clf.predict_crops(np.zeros((3, clf.size, clf.size, 3), np.uint8))
+    assert probs.shape == (3, 3) and np.allclose(probs.sum(1), 1, atol=1e-5)
+
+
+def test_no_sources_is_an_error(tmp_path):
+    result = runner.invoke(app, ["train", "--out", str(tmp_path / "r")])
+    assert result.exit_code != 0 and "--voc" in result.output
