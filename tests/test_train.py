@@ -91,3 +91,27 @@ def test_exported_model_loads_in_the_classifier(tiny_sets, tmp_path):
 def test_no_sources_is_an_error(tmp_path):
     result = runner.invoke(app, ["train", "--out", str(tmp_path / "r")])
     assert result.exit_code != 0 and "--voc" in result.output
+
+
+def test_synthetic_faces_train_only_and_their_sources_are_not_unmasked_examples(tiny_sets, tmp_path):
+    synth = tmp_path / "synth"
+    (synth / "incorrect").mkdir(parents=True)
+    sources = sorted((tiny_sets / "folders" / "without_mask").glob("*.jpg"))
+    rows = []
+    for i, src in enumerate(sources):
+        out = f"incorrect/{src.stem}__0_nose.jpg"
+        shutil.copy(src, synth / out)  # stand-in pixels; only the bookkeeping is tested here
+        rows.append(json.dumps({"source": str(src.resolve()), "output": out, "label": "incorrect"}))
+    (synth / "manifest.jsonl").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "run"
+    result = _train(tiny_sets, out, "--synth", str(synth), "--arch", "scratch", "--epochs", "1", "--synth-share", "0.5")
+    assert result.exit_code == 0, result.output
+    manifest = [json.loads(x) for x in (out / "split_manifest.jsonl").read_text().splitlines()]
+    synthetic = [m for m in manifest if m["source"].startswith("synth:")]
+    assert synthetic and all(m["split"] == "train" for m in synthetic)
+    used = {m["face"].rsplit("/", 1)[1].split("__")[0] for m in synthetic}
+    assert 0 < len(used) < len(sources)  # about half of the source photos
+    unmasked = {m["face"].rsplit("/", 1)[1].rsplit(".", 1)[0] for m in manifest
+                if m["source"].startswith("folders:") and m["label"] == "no_mask"}
+    assert not used & unmasked
+    assert len(unmasked) == len(sources) - len(used)

@@ -32,6 +32,8 @@ def train_command(
     device: str = typer.Option("auto", help="auto (GPU when present), cpu or cuda."),
     resume: bool = typer.Option(False, help="Continue the run in --out from its last checkpoint."),
     overwrite: bool = typer.Option(False, help="Allow an existing, non-empty --out."),
+    synth_share: float = typer.Option(0.5, min=0.0, max=1.0, help="Share of synth source photos whose masked "
+                                      "versions train; those photos are then never unmasked examples."),
     label_map: Optional[str] = typer.Option(None, help="Extra class names, e.g. 'face=no_mask,masked=mask'."),
     cache: Optional[Path] = typer.Option(None, help="Where face crops are cached (default: user cache)."),
 ) -> None:
@@ -53,10 +55,6 @@ def train_command(
         raise fail("give at least one dataset with --voc, --folders or --synth")
     if out.exists() and any(out.iterdir()) and not (resume or overwrite):
         raise fail(f"run directory {out} exists and is not empty; use --resume to continue it or --overwrite")
-    exclude: set[str] = set()
-    for s in sources:
-        if s.kind == "synth" and (s.path / "sources.txt").is_file():
-            exclude |= {str(Path(line).resolve()) for line in (s.path / "sources.txt").read_text().split("\n") if line}
     try:
         mapping = parse_label_map(label_map)
     except ValueError as exc:
@@ -66,7 +64,7 @@ def train_command(
                          threads=threads, device=device)
     with user_errors():
         metrics = run_training(sources, out, config, resume=resume, cache=cache or cache_dir().parent / "crops",
-                               label_map=mapping, exclude=exclude, log=warn)
+                               label_map=mapping, synth_share=synth_share, log=warn)
     test = metrics.get("test")
     if test:
         per = test["per_class"]

@@ -176,9 +176,53 @@ def folder_faces(spec: SourceSpec, seed: int, warn, detector=None, cache: Path |
         warn(f"{spec.path}: {left_out} images left out as unmasked examples (sources of synthetic masks)")
     if not items:
         raise DatasetError(f"{spec.path}: no class folders with images")
-    crops, labels, origins, hashes = [], [], [], []
+    faces = _crop_face_images(items, spec, seed, warn, detector)
+    _save_cached(cache_path, faces, notes)
+    return faces
+
+
+def synth_plan(root: Path, seed: int, share: float) -> tuple[list[tuple[Path, int]], set[str]]:
+    """Which synthetic faces to train on, and the source photos they were made from.
+
+    A share of the *source photos* (chosen by seed) gives its synthetic faces to training; those
+    photos are then kept out of the unmasked examples (a masked face and its unmasked original are
+    the same face). The other photos stay available as real unmasked examples.
+    """
+    manifest = root / "manifest.jsonl"
+    if not manifest.is_file():
+        raise DatasetError(f"{root}: not an output of `maskwatch synth` (no manifest.jsonl)")
+    rows = []
+    for n, line in enumerate(manifest.read_text().splitlines(), 1):
+        try:
+            row = json.loads(line)
+            rows.append((row["source"], row["output"], row["label"]))
+        except (ValueError, KeyError):
+            raise DatasetError(f"{manifest}:{n}: malformed manifest line") from None
+    sources = sorted({r[0] for r in rows})
+    chosen = {s for s, pick in zip(sources, assign_splits(sources, {"use": share, "keep": 1 - share}, seed)) if pick == "use"}
+    items = [(root / out, LABEL_INDEX[label]) for src, out, label in rows if src in chosen and label in LABEL_INDEX]
+    return items, {str(Path(s).resolve()) for s in chosen}
+
+
+def synth_faces(spec: SourceSpec, items: list[tuple[Path, int]], seed: int, warn, detector=None,
+                cache: Path | None = None) -> FaceSet:
+    """Crops of synthetic faces; they always go to the train split (held-out numbers stay on real faces)."""
+    cache_path = _cache_file(cache, spec, seed, hashlib.sha256(str(items).encode()).hexdigest())
+    cached = _load_cached(cache_path, spec.weight, warn)
+    if cached is None:
+        if not items:
+            raise DatasetError(f"{spec.path}: no synthetic faces selected")
+        cached = _crop_face_images(items, spec, seed, warn, detector)
+        _save_cached(cache_path, cached, [])
+    cached.splits[:] = "train"
+    return cached
+
+
+def _crop_face_images(items: list[tuple[Path, int]], spec: SourceSpec, seed: int, warn, detector) -> FaceSet:
+    """Crop one face per image (located by ``detector``) and split by exact-duplicate groups."""
     from rich.progress import track
 
+    crops, labels, origins, hashes = [], [], [], []
     for path, label in track(items, description=f"cropping {spec.path.name}", transient=True):
         try:
             image = read_image(path)
@@ -189,13 +233,13 @@ def folder_faces(spec: SourceSpec, seed: int, warn, detector=None, cache: Path |
         labels.append(label)
         origins.append(str(path))
         hashes.append(dhash(path))
+    if not crops:
+        raise DatasetError(f"{spec.path}: no readable images")
     groups = {h: i for i, h in enumerate(dict.fromkeys(hashes))}
     splits = assign_splits(origins, SPLIT_FRACTIONS, seed, [groups[h] for h in hashes])
     n = len(labels)
-    faces = FaceSet(np.stack(crops), np.asarray(labels, np.int64), np.asarray(splits),
-                    np.full(n, spec.weight, np.float32), origins, np.full(n, f"folders:{spec.path.name}"))
-    _save_cached(cache_path, faces, notes)
-    return faces
+    return FaceSet(np.stack(crops), np.asarray(labels, np.int64), np.asarray(splits),
+                   np.full(n, spec.weight, np.float32), origins, np.full(n, f"{spec.kind}:{spec.path.name}"))
 
 
 def center_crop(store_crops: np.ndarray) -> np.ndarray:

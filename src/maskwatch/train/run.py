@@ -12,38 +12,39 @@ import numpy as np
 
 from ..errors import MaskWatchError
 from ..faces import LABELS
-from .data import FaceSet, SourceSpec, center_crop, folder_faces, voc_faces
+from .data import FaceSet, SourceSpec, center_crop, folder_faces, synth_faces, synth_plan, voc_faces
 from .loop import TrainConfig, class_metrics, export_onnx, pick_device, predict, train
 
 
 def gather_faces(sources: list[SourceSpec], seed: int, warn: Callable[[str], None], cache: Path | None,
-                 label_map: dict[str, str] | None = None, exclude: set[str] | None = None,
+                 label_map: dict[str, str] | None = None, synth_share: float = 0.5,
                  detector_threads: int | None = None) -> FaceSet:
-    detector = None
-    parts = []
     for spec in sources:
         if not spec.path.exists():
             raise MaskWatchError(f"{spec.path}: no such dataset")
+    from ..detectors import create_detector
+
+    detector = create_detector("centerface", min_score=0.3, threads=detector_threads)
+    plans = {id(s): synth_plan(s.path, seed, synth_share) for s in sources if s.kind == "synth"}
+    exclude = set().union(*(used for _, used in plans.values())) if plans else set()
+    parts = []
+    for spec in sources:
         if spec.kind == "voc":
             parts.append(voc_faces(spec, seed, warn, cache, label_map))
+        elif spec.kind == "synth":
+            items, used = plans[id(spec)]
+            warn(f"{spec.path}: {len(items)} synthetic faces from {len(used)} source photos (train split only)")
+            parts.append(synth_faces(spec, items, seed, warn, detector, cache))
         else:
-            if detector is None:
-                from ..detectors import create_detector
-
-                detector = create_detector("centerface", min_score=0.3, threads=detector_threads)
-            faces = folder_faces(spec, seed, warn, detector, cache, label_map,
-                                 exclude if spec.kind == "folders" else None)
-            if spec.kind == "synth":  # synthetic faces train only; held-out numbers stay on real faces
-                faces.splits[:] = "train"
-            parts.append(faces)
+            parts.append(folder_faces(spec, seed, warn, detector, cache, label_map, exclude))
     return FaceSet.concat(parts)
 
 
 def run_training(sources: list[SourceSpec], run_dir: Path, config: TrainConfig, resume: bool = False,
                  cache: Path | None = None, label_map: dict[str, str] | None = None,
-                 exclude: set[str] | None = None, log: Callable[[str], None] = print) -> dict:
+                 synth_share: float = 0.5, log: Callable[[str], None] = print) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
-    faces = gather_faces(sources, config.seed, log, cache, label_map, exclude, config.threads)
+    faces = gather_faces(sources, config.seed, log, cache, label_map, synth_share, config.threads)
     log(f"faces per split: {json.dumps(faces.summary())}")
     config.sources = [f"{s.kind}:{s.path}:{s.weight}" for s in sources]
     (run_dir / "config.json").write_text(json.dumps({**asdict(config), "command": " ".join(sys.argv)}, indent=1))
