@@ -106,7 +106,11 @@ def detect_command(
     json_file = None
     if json_path is not None:
         try:
-            json_file = typer.get_text_stream("stdout") if str(json_path) == "-" else open(json_path, "w", buffering=1)
+            if str(json_path) == "-":
+                json_file = typer.get_text_stream("stdout")
+            else:
+                json_path.parent.mkdir(parents=True, exist_ok=True)
+                json_file = open(json_path, "w", buffering=1)
         except OSError as exc:
             raise fail(f"{json_path}: cannot write ({exc.strerror or exc})") from None
 
