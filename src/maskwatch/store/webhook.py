@@ -41,6 +41,7 @@ class WebhookNotifier:
             except queue.Full:
                 try:
                     self.queue.get_nowait()
+                    self.queue.task_done()
                     self.dropped += 1
                 except queue.Empty:
                     pass
@@ -53,7 +54,10 @@ class WebhookNotifier:
                 payload = self.queue.get()
                 if payload is None:
                     return
-                self._deliver(client, payload)
+                try:
+                    self._deliver(client, payload)
+                finally:
+                    self.queue.task_done()
 
     def _deliver(self, client: Any, payload: dict[str, Any]) -> None:
         import httpx
@@ -80,9 +84,9 @@ class WebhookNotifier:
         log.warning("webhook %s: gave up on %s event: %s", self.url, payload.get("type"), problem)
 
     def close(self, timeout_s: float = 5.0) -> None:
-        """Deliver what is queued within ``timeout_s`` (retry waits are cut short), then stop."""
+        """Deliver what is queued or in flight within ``timeout_s`` (then retry waits are cut short), then stop."""
         deadline = time.monotonic() + timeout_s
-        while not self.queue.empty() and time.monotonic() < deadline:
+        while self.queue.unfinished_tasks and time.monotonic() < deadline:
             time.sleep(0.02)
         self._stop.set()
         try:
