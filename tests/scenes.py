@@ -166,3 +166,49 @@ class ColourKeyClassifier:
             k = 0 if blue >= self.min_fraction and blue >= green else 2 if green >= self.min_fraction else 1
             probs[i, k] = self.confident
         return faces.with_(probs=probs)
+
+
+def write_colour_key_onnx(path: Path, crop_size: int = 64) -> Path:
+    """The colour-keyed classifier as a real ONNX file (RGB NCHW float 0..255 in, probabilities out),
+    so the ``maskwatch watch`` CLI can be run end to end with ``--classifier-model`` and no trained model.
+
+    mask   <- fraction of pixels with B - max(R, G) > 120 (the painted blue mask)
+    incorrect <- fraction with G - max(R, B) > 100 (the painted green one)
+    no_mask <- a constant 0.08 (whichever fraction is larger wins)
+    """
+    import json
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    def const(name, value):
+        return helper.make_tensor(name, TensorProto.FLOAT, [], [value])
+
+    def channel(i):
+        return helper.make_node("Slice", ["x", f"s{i}", f"e{i}", "axis"], [f"c{i}"])
+
+    nodes = [channel(0), channel(1), channel(2),
+             helper.make_node("Max", ["c0", "c1"], ["rg"]), helper.make_node("Sub", ["c2", "rg"], ["blue"]),
+             helper.make_node("Max", ["c0", "c2"], ["rb"]), helper.make_node("Sub", ["c1", "rb"], ["green"]),
+             helper.make_node("Greater", ["blue", "t_blue"], ["isb"]), helper.make_node("Greater", ["green", "t_green"], ["isg"]),
+             helper.make_node("Cast", ["isb"], ["fb"], to=TensorProto.FLOAT),
+             helper.make_node("Cast", ["isg"], ["fg"], to=TensorProto.FLOAT),
+             helper.make_node("ReduceMean", ["fb", "axes"], ["mb"], keepdims=0),
+             helper.make_node("ReduceMean", ["fg", "axes"], ["mg"], keepdims=0),
+             helper.make_node("Mul", ["mb", "zero"], ["z"]), helper.make_node("Add", ["z", "base"], ["mn"]),
+             helper.make_node("Concat", ["mb", "mn", "mg"], ["stack"], axis=1),
+             helper.make_node("Mul", ["stack", "gain"], ["logits"]),
+             helper.make_node("Softmax", ["logits"], ["probs"], axis=1)]
+    ints = lambda name, v: helper.make_tensor(name, TensorProto.INT64, [len(v)], v)  # noqa: E731
+    inits = [ints(f"s{i}", [i]) for i in range(3)] + [ints(f"e{i}", [i + 1]) for i in range(3)] + [
+        ints("axis", [1]), ints("axes", [2, 3]), const("t_blue", 120.0), const("t_green", 100.0),
+        const("zero", 0.0), const("base", 0.08), const("gain", 40.0)]
+    graph = helper.make_graph(nodes, "colour_key", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, crop_size, crop_size])],
+                              [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["n", 3])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    for key, value in {"crop_size": str(crop_size), "crop_context": "0.0", "labels": json.dumps(["mask", "no_mask", "incorrect"])}.items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path

@@ -277,3 +277,79 @@ def test_kill_9_keeps_every_committed_event(tmp_path, sprites):
     stored = EventStore(db).query()
     assert {e.id for e in stored} >= set(printed)
     assert all(e.type == "entered_unmasked" and e.source == "loop" for e in stored)
+
+
+def run_cli(args: list[str], **kwargs) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    return subprocess.Popen([sys.executable, "-m", "maskwatch", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def test_watch_cli_end_to_end(tmp_path, sprites):
+    """The real command with a real ONNX classifier (the colour-keyed one, as an .onnx file): events in the
+    store, the events command, webhook, blurred snapshots, JSON lines and the annotated video."""
+    import http.server
+    import json
+    import threading
+
+    from scenes import write_colour_key_onnx
+
+    received = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    video = swap_scene(sprites).write(tmp_path / "door.avi")
+    model = write_colour_key_onnx(tmp_path / "ck.onnx")
+    db = str(tmp_path / "events.db")
+    try:
+        proc = run_cli(["watch", str(video), "--classifier-model", str(model), "--out", str(tmp_path / "out.mp4"),
+                        "--json", str(tmp_path / "frames.jsonl"), "--db", db, "--camera-name", "door",
+                        "--webhook", f"http://127.0.0.1:{server.server_address[1]}/", "--snapshots", "blurred",
+                        "--snapshot-dir", str(tmp_path / "snaps"), "--detect-every", "3", "--input-size", "320",
+                        "--threads", "2"])
+        _, err = proc.communicate(timeout=60)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert proc.returncode == 0, err
+    assert "135 frames" in err and "events" in err
+    stored = EventStore(db).query()
+    assert sorted(e.type for e in stored) == ["entered_unmasked", "mask_removed", "mask_removed", "mask_restored"]
+    assert all(e.camera == "door" and e.snapshot and Path(e.snapshot).is_file() for e in stored)
+    assert sorted(r["type"] for r in received) == sorted(e.type for e in stored)
+    lines = (tmp_path / "frames.jsonl").read_text().splitlines()
+    assert len(lines) == 135 and all(f["track_id"] >= 0 for f in json.loads(lines[60])["faces"])
+    assert sum(1 for _ in VideoFileSource(tmp_path / "out.mp4")) == 135
+    out = CliRunner().invoke(app, ["events", "--db", db, "--format", "json", "--type", "mask_restored"])
+    (row,) = json.loads(out.stdout)
+    assert row["source"] == str(video) and 100 <= row["frame"] <= 100 + TOLERANCE_S * FPS
+
+
+def test_watch_cli_ctrl_c_finalises_video(tmp_path, sprites):
+    from scenes import write_colour_key_onnx
+
+    video = Scene([Actor(sprites[0], path=lambda f: (100 + f % 300, 150), state=lambda f: "mask")],
+                  frames=400, seed=5).write(tmp_path / "long.avi")
+    model = write_colour_key_onnx(tmp_path / "ck.onnx")
+    frames = tmp_path / "frames.jsonl"
+    proc = run_cli(["watch", str(video), "--classifier-model", str(model), "--out", str(tmp_path / "out.avi"),
+                    "--json", str(frames), "--db", str(tmp_path / "e.db"), "--snapshots", "none",
+                    "--input-size", "320"])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (not frames.exists() or len(frames.read_text().splitlines()) < 10):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert err.strip().splitlines()[-1].startswith("interrupted: ")
+    written = sum(1 for _ in VideoFileSource(tmp_path / "out.avi"))
+    assert 10 <= written < 400 and written == len(frames.read_text().splitlines())

@@ -42,6 +42,8 @@ def watch(
     camera_name: Optional[str] = typer.Option(None, "--camera-name", help="Name stored with every event (default: SOURCE)."),
     detector: str = typer.Option("centerface", "--detector", help="Face detector name."),
     min_score: Optional[float] = typer.Option(None, "--min-score", help="Detector score threshold."),
+    input_size: int = typer.Option(640, "--input-size", min=64,
+                                   help="Detector input: longer side in px (320 is ~4x faster, misses small faces)."),
     min_face: float = typer.Option(20.0, "--min-face", help="Ignore faces smaller than this (px, shorter side)."),
     classifier_model: Optional[Path] = typer.Option(None, "--classifier-model", help="Mask classifier ONNX file."),
     threads: Optional[int] = typer.Option(None, "--threads", help="ONNX Runtime threads (default: all cores)."),
@@ -64,7 +66,7 @@ def watch(
 def _watch(source: str, out: Path | None, show: bool, json_out: str | None, stride: int, detect_every: int,
            db: str | None, webhook: str | None, snapshots: str, snapshot_dir: Path | None, snapshot_keep: int,
            snapshot_days: float, camera_name: str | None, detector: str, min_score: float | None, min_face: float,
-           classifier_model: Path | None, threads: int | None, window: int, hold: int, enter: float,
+           classifier_model: Path | None, input_size: int, threads: int | None, window: int, hold: int, enter: float,
            open_timeout: float, fps: float, max_frames: int | None) -> None:
     from ..monitor import SNAPSHOT_MODES, SnapshotWriter, StateConfig, Watcher, run_watch
     from ..pipeline import build_pipeline
@@ -76,7 +78,8 @@ def _watch(source: str, out: Path | None, show: bool, json_out: str | None, stri
     video = open_source(source, stride=stride, open_timeout_s=open_timeout, fps=fps)  # bad input fails first
     try:
         pipeline = build_pipeline(detector, min_score=min_score, min_face=min_face, threads=threads,
-                                  classifier_model=None if classifier_model is None else str(classifier_model))
+                                  classifier_model=None if classifier_model is None else str(classifier_model),
+                                  input_size=input_size)
         store = EventStore(db)
     except BaseException:
         video.close()
@@ -89,7 +92,7 @@ def _watch(source: str, out: Path | None, show: bool, json_out: str | None, stri
                                  max_files=snapshot_keep or None, max_age_days=snapshot_days or None)
     json_fh = None
     if json_out:
-        json_fh = sys.stdout if json_out == "-" else open(json_out, "w", encoding="utf-8")
+        json_fh = sys.stdout if json_out == "-" else open(json_out, "w", encoding="utf-8", buffering=1)
 
     def sink(ev: Any) -> None:
         store.add(ev)
