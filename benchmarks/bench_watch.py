@@ -2,6 +2,9 @@
 
     MASKWATCH_SHARED=/work/shared PYTHONPATH=src python benchmarks/bench_watch.py --frames 90 --every 1 3 5
 
+Then, for each --every, the event delay on the 135-frame swap scene of the tests (4 changes at known frames):
+how many frames after the picture changed each event came, and whether any was missed or extra.
+
 Frames are pre-rendered synthetic scenes (tests/scenes.py: real photos moving over a background, noise);
 decoding and drawing are not counted. The classifier is the trained ONNX when one is installed, else the
 colour-keyed stand-in (flagged in the output): its cost is then not the real classifier's.
@@ -25,7 +28,7 @@ from maskwatch.detectors import create_detector  # noqa: E402
 from maskwatch.errors import ModelError  # noqa: E402
 from maskwatch.monitor import Watcher  # noqa: E402
 from maskwatch.video import Frame  # noqa: E402
-from scenes import Actor, ColourKeyClassifier, Scene, background, find_sprites  # noqa: E402
+from scenes import SWAP_CHANGES, Actor, ColourKeyClassifier, Scene, background, find_sprites, swap_scene  # noqa: E402
 
 
 def classifier(threads: int):
@@ -83,6 +86,25 @@ def main() -> None:
             cols = " | ".join(f"{stage.get(k, 0):.1f}" for k in ("detect", "track", "classify", "state", "flow"))
             print(f"| {n} | {every} | {count / took:.1f} | {took * 1000 / count:.1f} | {cols} | {found / count:.1f} |",
                   flush=True)
+
+    print("\n| detect every | events found / expected | extra | delay, frames (entered, removed A, removed B, restored) |")
+    print("|---|---|---|---|")
+    rng = np.random.default_rng(0)
+    sc = swap_scene(sprites[:2])
+    bg = background(seed=sc.seed)
+    frames = [sc.render(i, bg, rng) for i in range(sc.frames)]
+    for every in args.every:
+        watcher = Watcher(detector, ColourKeyClassifier(), source="swap", detect_every=every)
+        for i, image in enumerate(frames):
+            watcher.process(Frame(i, image, i / sc.fps, time.time()))
+        delays, unmatched = [], list(watcher.events)
+        for at, _actor, before, after in SWAP_CHANGES:
+            hit = next((e for e in unmatched if e.state_before == before and e.state_after == after and e.frame >= at), None)
+            delays.append("missed" if hit is None else str(hit.frame - at))
+            if hit is not None:
+                unmatched.remove(hit)
+        found = sum(d != "missed" for d in delays)
+        print(f"| {every} | {found}/{len(SWAP_CHANGES)} | {len(unmatched)} | {', '.join(delays)} |", flush=True)
 
 
 if __name__ == "__main__":

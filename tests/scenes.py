@@ -141,6 +141,26 @@ class Scene:
         return path
 
 
+#: frames where the picture changes in :func:`swap_scene`: (frame, actor, state before, state after)
+SWAP_CHANGES = ((0, "B", None, "incorrect"), (50, "A", "mask", "no_mask"), (70, "B", "incorrect", "no_mask"),
+                (100, "A", "no_mask", "mask"))
+
+
+def swap_scene(sprites: list[FaceSprite], fps: float = 25.0) -> Scene:
+    """A walks right: masked, takes it off at frame 50, puts it back on at frame 100.
+    B stands on the right with the mask under the nose, pulls it down at frame 70. Shake and noise."""
+    a = Actor(sprites[0], path=lambda f: (20 + 2.0 * f, 170 + 10 * np.sin(f / 9)),
+              state=lambda f: "no_mask" if 50 <= f < 100 else "mask")
+    b = Actor(sprites[1], path=lambda f: (470, 60 + 0.5 * f), state=lambda f: "incorrect" if f < 70 else "no_mask")
+    return Scene([a, b], frames=150, fps=fps, noise=5, shake=1.5, seed=1)
+
+
+def event_tolerance_frames(detect_every: int) -> int:
+    """How late an event may come after the picture changed: ~4 observations to tip a 6-long window, a
+    hold of 2, and a missed detection or two, each observation ``detect_every`` frames apart."""
+    return 12 * detect_every if detect_every > 1 else 20
+
+
 class ColourKeyClassifier:
     """Stand-in for the mask classifier: reads the painted mask colour inside the face box.
 

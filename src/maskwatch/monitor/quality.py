@@ -13,8 +13,10 @@ def face_quality(gray: np.ndarray, faces: Faces, min_face: float = 20.0, good_fa
     """(N,) weights in 0..1: ``size * sharpness * pose``.
 
     size: 0 at ``min_face`` px (shorter side), 1 from ``good_face`` px up.
-    sharpness: variance of the Laplacian of the face resized to 64x64 (so it does not grow with face
-    size), divided by ``sharp_ref`` and capped at 1; floored at 0.1 so a soft camera still votes a little.
+    sharpness: variance of the Laplacian of the upper half of the face (eyes and brows: a mask never
+    covers them, so a masked face is not judged blurrier than a bare one) resized to 64x32 (so it does
+    not grow with face size), divided by ``sharp_ref`` and capped at 1; floored at 0.1 so a soft
+    camera still votes a little.
     pose: from 5-point landmarks when present, how far the nose sits from the eyes' midpoint relative to
     the eye distance (0 frontal, about 0.5 and more for a profile); 1 without landmarks.
     """
@@ -26,11 +28,12 @@ def face_quality(gray: np.ndarray, faces: Faces, min_face: float = 20.0, good_fa
     h, w = gray.shape[:2]
     sharp = np.ones(n, np.float32)
     for i, (x1, y1, x2, y2) in enumerate(faces.boxes.astype(int)):
+        y2 = y1 + (y2 - y1) // 2
         x1, y1, x2, y2 = max(x1, 0), max(y1, 0), min(x2, w), min(y2, h)
         if x2 - x1 < 4 or y2 - y1 < 4:
             sharp[i] = 0.1
             continue
-        patch = cv2.resize(gray[y1:y2, x1:x2], (64, 64), interpolation=cv2.INTER_AREA)
+        patch = cv2.resize(gray[y1:y2, x1:x2], (64, 32), interpolation=cv2.INTER_AREA)
         sharp[i] = cv2.Laplacian(patch, cv2.CV_32F).var() / sharp_ref
     sharp = np.clip(sharp, 0.1, 1.0)
     pose = np.ones(n, np.float32)
