@@ -92,7 +92,7 @@ def test_no_false_events_on_steady_footage(tmp_path, detector, sprites):
     b = Actor(sprites[1], path=lambda f: (420, 120), state=lambda f: "mask")
     video = Scene([a, b], frames=90, noise=6, shake=2.0, seed=2).write(tmp_path / "steady.avi")
     events, ids, _ = watch_file(video, detector, 1)
-    assert events == []
+    assert list(events) == []
     assert len({t for v in ids.values() for t in v}) == 2  # two people, two ids, no switches
 
 
@@ -345,3 +345,23 @@ def test_watch_cli_ctrl_c_finalises_video(tmp_path, sprites):
     assert err.strip().splitlines()[-1].startswith("interrupted: ")
     written = sum(1 for _ in VideoFileSource(tmp_path / "out.avi"))
     assert 10 <= written < 400 and written == len(frames.read_text().splitlines())
+
+
+def test_zone_limits_events_to_the_entrance(tmp_path, detector, sprites):
+    """A walks from the left into the zone (right half); B stands outside it. Only A raises an event,
+    once its box centre is inside."""
+    from maskwatch.cli.watch import parse_zone
+
+    a = Actor(sprites[0], path=lambda f: (20 + 4 * f, 180), state=lambda f: "no_mask")
+    b = Actor(sprites[1], path=lambda f: (40, 20), state=lambda f: "no_mask")
+    video = Scene([a, b], frames=100, noise=3, seed=6).write(tmp_path / "zone.avi")
+    width = sprites[0].images["no_mask"].shape[1]
+    enters_at = int(np.ceil((320 - 20 - width / 2) / 4))
+    watcher = Watcher(detector, ColourKeyClassifier(), source="door", detect_every=2,
+                      zone=parse_zone("320,0,640,0,640,480,320,480"))
+    run_watch(VideoFileSource(video), watcher)
+    (event,) = watcher.events
+    assert event.type == "entered_unmasked" and event.box[0] > 200
+    assert enters_at - 2 <= event.frame <= enters_at + event_tolerance_frames(2)
+    result = CliRunner().invoke(app, ["watch", str(video), "--zone", "1,2,3", "--db", str(tmp_path / "e.db")])
+    assert result.exit_code == 2 and "--zone '1,2,3': expected" in result.stderr

@@ -40,6 +40,8 @@ def watch(
     snapshot_keep: int = typer.Option(1000, "--snapshot-keep", min=0, help="Keep at most this many snapshots (0: no limit)."),
     snapshot_days: float = typer.Option(30.0, "--snapshot-days", min=0, help="Delete snapshots older than this (0: never)."),
     camera_name: Optional[str] = typer.Option(None, "--camera-name", help="Name stored with every event (default: SOURCE)."),
+    zone: Optional[str] = typer.Option(None, "--zone", help="Only faces whose box centre is inside this polygon "
+                                       "raise events: x1,y1,x2,y2,x3,y3,... in frame pixels (e.g. the entrance)."),
     detector: str = typer.Option("centerface", "--detector", help="Face detector name."),
     min_score: Optional[float] = typer.Option(None, "--min-score", help="Detector score threshold."),
     input_size: int = typer.Option(640, "--input-size", min=64,
@@ -65,7 +67,7 @@ def watch(
 
 def _watch(source: str, out: Path | None, show: bool, json_out: str | None, stride: int, detect_every: int,
            db: str | None, webhook: str | None, snapshots: str, snapshot_dir: Path | None, snapshot_keep: int,
-           snapshot_days: float, camera_name: str | None, detector: str, min_score: float | None, min_face: float,
+           snapshot_days: float, camera_name: str | None, zone: str | None, detector: str, min_score: float | None, min_face: float,
            classifier_model: Path | None, input_size: int, threads: int | None, window: int, hold: int, enter: float,
            open_timeout: float, fps: float, max_frames: int | None) -> None:
     from ..monitor import SNAPSHOT_MODES, SnapshotWriter, StateConfig, Watcher, run_watch
@@ -75,6 +77,7 @@ def _watch(source: str, out: Path | None, show: bool, json_out: str | None, stri
 
     if snapshots not in SNAPSHOT_MODES:
         raise MaskWatchError(f"--snapshots must be one of {', '.join(SNAPSHOT_MODES)}, not {snapshots!r}")
+    polygon = parse_zone(zone) if zone else None
     video = open_source(source, stride=stride, open_timeout_s=open_timeout, fps=fps)  # bad input fails first
     try:
         pipeline = build_pipeline(detector, min_score=min_score, min_face=min_face, threads=threads,
@@ -104,7 +107,7 @@ def _watch(source: str, out: Path | None, show: bool, json_out: str | None, stri
 
     watcher = Watcher(pipeline.detector, pipeline.classifier, source=video.name, camera=camera_name or video.name,
                       detect_every=detect_every, state_config=StateConfig(window=window, enter=enter, hold=hold),
-                      snapshots=snapper, sinks=[sink], min_face=max(min_face, 1.0))
+                      snapshots=snapper, sinks=[sink], min_face=max(min_face, 1.0), zone=polygon)
     display = _Display() if show else None
     progress = _Progress(video)
 
@@ -117,6 +120,11 @@ def _watch(source: str, out: Path | None, show: bool, json_out: str | None, stri
             from ..draw import annotate
 
             image = annotate(frame.image, faces)
+            if polygon is not None:
+                import cv2
+                import numpy as np
+
+                cv2.polylines(image, [polygon.astype(np.int32)], True, (255, 200, 0), 2, cv2.LINE_AA)
             if writer is not None:
                 writer.write(image)
             if display is not None and not display.show(image):
@@ -141,6 +149,19 @@ def _watch(source: str, out: Path | None, show: bool, json_out: str | None, stri
     dropped = f", frames dropped {video.dropped}" if video.live else ""
     typer.echo(f"{'interrupted: ' if stats.interrupted else ''}{stats.frames} frames, {stats.fps:.1f} FPS, "
                f"{stats.events} events -> {store.url}{skipped}{dropped}; ms/frame: {stages}", err=True)
+
+
+def parse_zone(text: str) -> Any:
+    """``"x1,y1,x2,y2,x3,y3,..."`` -> (K, 2) float array; at least 3 points."""
+    import numpy as np
+
+    try:
+        values = [float(v) for v in text.replace(";", ",").split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if len(values) < 6 or len(values) % 2:
+        raise MaskWatchError(f"--zone {text!r}: expected x1,y1,x2,y2,x3,y3,... (at least 3 points, in pixels)")
+    return np.array(values, np.float32).reshape(-1, 2)
 
 
 class _Display:

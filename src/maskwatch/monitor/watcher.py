@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
@@ -26,13 +27,15 @@ class Watcher:
     ``detector.detect(bgr) -> Faces`` and ``classifier.classify(bgr, faces) -> Faces with probs`` (the
     objects a :class:`~maskwatch.pipeline.MaskPipeline` holds). With ``detect_every=N`` the detector and
     classifier run on every Nth processed frame; in between boxes follow optical flow and no votes are cast.
-    ``sinks`` get every event (store, webhook, JSON output...).
+    ``sinks`` get every event (store, webhook, JSON output...). ``zone``: an optional polygon (K, 2) in
+    frame pixels, e.g. the entrance; faces whose box centre lies outside it are tracked and drawn but do
+    not vote, so they raise no events.
     """
 
     def __init__(self, detector: Any, classifier: Any, source: str, camera: str | None = None,
                  detect_every: int = 1, state_config: StateConfig | None = None,
                  snapshots: SnapshotWriter | None = None, sinks: Iterable[Callable[[Event], None]] = (),
-                 lost_track_s: float = 1.5, min_face: float = 20.0):
+                 lost_track_s: float = 1.5, min_face: float = 20.0, zone: np.ndarray | None = None):
         self.detector = detector
         self.classifier = classifier
         self.source = source
@@ -43,11 +46,12 @@ class Watcher:
         self.sinks = list(sinks)
         self.lost_track_s = lost_track_s
         self.min_face = min_face
+        self.zone = None if zone is None else np.asarray(zone, np.float32).reshape(-1, 1, 2)
         self.tracker = FaceTracker(lost_track_s=lost_track_s)
         self.tracks: dict[int, TrackState] = {}
         self.timer = StageTimer()
         self.frames = 0
-        self.events: list[Event] = []
+        self.events: deque[Event] = deque(maxlen=10_000)  # the most recent events (the store keeps all)
         self._faces = Faces.empty()
         self._prev_gray: np.ndarray | None = None
 
@@ -69,9 +73,10 @@ class Watcher:
             start = self.timer.add("classify", start)
             weights = face_quality(gray, faces, min_face=self.min_face)
             faces.data["quality"] = weights
+            inside = self._in_zone(faces)
             for i in range(len(faces)):
                 tid = int(faces.track_ids[i])
-                if tid < 0:
+                if tid < 0 or not inside[i]:
                     continue
                 track = self.tracks.setdefault(tid, TrackState(self.state_config))
                 track.last_seen, track.last_box = t, faces.boxes[i]
@@ -93,6 +98,12 @@ class Watcher:
         for ev in events:
             self._emit(ev, frame.image)
         return faces, events
+
+    def _in_zone(self, faces: Faces) -> np.ndarray:
+        if self.zone is None:
+            return np.ones(len(faces), bool)
+        centres = (faces.boxes[:, :2] + faces.boxes[:, 2:]) / 2
+        return np.array([cv2.pointPolygonTest(self.zone, (float(x), float(y)), False) >= 0 for x, y in centres], bool)
 
     def source_status(self, status: SourceStatus) -> Event:
         """Record a camera drop-out or return as an event."""
