@@ -1,0 +1,80 @@
+"""Per-track mask state over a window of observations, with hysteresis, and the events it raises."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..faces import LABELS
+
+#: (state before, state after) -> event type; None before means a new track's first confident state
+TRANSITION_EVENTS: dict[tuple[str | None, str], str] = {
+    (None, "no_mask"): "entered_unmasked",
+    (None, "incorrect"): "entered_unmasked",
+    ("mask", "no_mask"): "mask_removed",
+    ("incorrect", "no_mask"): "mask_removed",
+    ("mask", "incorrect"): "mask_incorrect",
+    ("no_mask", "incorrect"): "mask_incorrect",
+    ("no_mask", "mask"): "mask_restored",
+    ("incorrect", "mask"): "mask_restored",
+}
+
+
+@dataclass
+class StateConfig:
+    """window: classified observations kept per track. min_weight: summed face quality needed before a
+    first decision. enter: quality-weighted mean probability a new state needs. hold: consecutive
+    observations it must stay on top before the switch (the hysteresis)."""
+
+    window: int = 6
+    min_weight: float = 1.5
+    enter: float = 0.6
+    hold: int = 2
+
+
+@dataclass
+class Transition:
+    before: str | None
+    after: str
+    confidence: float
+
+    @property
+    def event_type(self) -> str | None:
+        return TRANSITION_EVENTS.get((self.before, self.after))
+
+
+@dataclass
+class TrackState:
+    config: StateConfig
+    state: str | None = None
+    last_seen: float = 0.0
+    last_box: np.ndarray | None = None
+    _probs: deque = field(default_factory=deque)
+    _weights: deque = field(default_factory=deque)
+    _candidate: int | None = None
+    _streak: int = 0
+
+    def observe(self, probs: np.ndarray, weight: float) -> Transition | None:
+        """Add one classification; return the state change it completes, if any."""
+        self._probs.append(np.asarray(probs, np.float64))
+        self._weights.append(float(weight))
+        while len(self._probs) > self.config.window:
+            self._probs.popleft()
+            self._weights.popleft()
+        total = sum(self._weights)
+        if total < self.config.min_weight or total <= 0:
+            return None
+        mean = np.average(np.stack(self._probs), axis=0, weights=np.asarray(self._weights))
+        top = int(mean.argmax())
+        if LABELS[top] == self.state or mean[top] < self.config.enter:
+            self._candidate, self._streak = None, 0
+            return None
+        self._streak = self._streak + 1 if self._candidate == top else 1
+        self._candidate = top
+        if self._streak < self.config.hold:
+            return None
+        before, self.state = self.state, LABELS[top]
+        self._candidate, self._streak = None, 0
+        return Transition(before, self.state, float(mean[top]))

@@ -1,0 +1,205 @@
+"""The event store: one row per event, committed the moment it happens.
+
+SQLite by default (a file in the user's data directory, WAL journal, ``synchronous=FULL``) so that
+``kill -9`` mid-stream loses nothing already raised; any SQLAlchemy URL works (e.g. PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+from sqlalchemy import JSON, DateTime, Float, Integer, String, create_engine, event, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from ..errors import MaskWatchError
+
+#: every event type the monitor raises
+EVENT_TYPES = (
+    "entered_unmasked",
+    "mask_removed",
+    "mask_incorrect",
+    "mask_restored",
+    "source_lost",
+    "source_restored",
+)
+
+
+@dataclass
+class Event:
+    """One thing worth telling someone about. ``time`` is wall-clock UTC; ``video_time`` is seconds
+    from the start of a video file (None for live sources)."""
+
+    type: str
+    time: datetime
+    source: str
+    camera: str | None = None
+    track_id: int | None = None
+    frame: int | None = None
+    video_time: float | None = None
+    state_before: str | None = None
+    state_after: str | None = None
+    confidence: float | None = None
+    snapshot: str | None = None
+    box: list[float] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    id: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (``time`` as ISO 8601)."""
+        return {
+            "id": self.id,
+            "type": self.type,
+            "time": self.time.isoformat(),
+            "video_time": None if self.video_time is None else round(self.video_time, 3),
+            "frame": self.frame,
+            "track_id": self.track_id,
+            "source": self.source,
+            "camera": self.camera,
+            "state_before": self.state_before,
+            "state_after": self.state_after,
+            "confidence": None if self.confidence is None else round(self.confidence, 4),
+            "snapshot": self.snapshot,
+            "box": self.box,
+            **({"extra": self.extra} if self.extra else {}),
+        }
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class EventRow(_Base):
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    type: Mapped[str] = mapped_column(String(32), index=True)
+    time: Mapped[datetime] = mapped_column(DateTime(), index=True)  # naive UTC
+    video_time: Mapped[float | None] = mapped_column(Float, nullable=True)
+    frame: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    track_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    source: Mapped[str] = mapped_column(String(1024))
+    camera: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    state_before: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    state_after: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
+    snapshot: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    box: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    extra: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+
+    def to_event(self) -> Event:
+        when = self.time if self.time.tzinfo else self.time.replace(tzinfo=timezone.utc)
+        return Event(type=self.type, time=when, source=self.source, camera=self.camera, track_id=self.track_id,
+                     frame=self.frame, video_time=self.video_time, state_before=self.state_before,
+                     state_after=self.state_after, confidence=self.confidence, snapshot=self.snapshot,
+                     box=self.box, extra=self.extra or {}, id=self.id)
+
+
+def default_db_url() -> str:
+    """``$MASKWATCH_DB`` or a SQLite file in the user's data directory."""
+    if os.environ.get("MASKWATCH_DB"):
+        return os.environ["MASKWATCH_DB"]
+    from platformdirs import user_data_dir
+
+    return f"sqlite:///{Path(user_data_dir('maskwatch')) / 'events.db'}"
+
+
+def as_db_url(value: str | None) -> str:
+    """Accept a SQLAlchemy URL or a plain file path (taken as SQLite)."""
+    if not value:
+        return default_db_url()
+    return value if "://" in value else f"sqlite:///{Path(value).expanduser().resolve()}"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def open_engine(url: str | None) -> Engine:
+    url = as_db_url(url)
+    try:
+        if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine, "connect", _sqlite_pragmas)
+        _Base.metadata.create_all(engine)
+    except (SQLAlchemyError, OSError, ImportError) as exc:
+        raise MaskWatchError(f"cannot open event database {url}: {exc.__class__.__name__}: {exc}") from None
+    return engine
+
+
+class EventStore:
+    """Append events (one commit each) and query them.
+
+    A failed write (disk full, database gone) does not stop the monitor: the event is kept in memory
+    and written with the next successful commit; ``failed_writes`` counts the failures.
+    """
+
+    def __init__(self, url: str | None = None):
+        self.url = as_db_url(url)
+        self.engine = open_engine(self.url)
+        self.pending: list[Event] = []
+        self.failed_writes = 0
+
+    def add(self, ev: Event) -> bool:
+        """Store ``ev`` (and any earlier events whose write failed). True when all are committed."""
+        self.pending.append(ev)
+        try:
+            with Session(self.engine) as session:
+                rows = [_row_from_event(e) for e in self.pending]
+                session.add_all(rows)
+                session.commit()
+                for e, row in zip(self.pending, rows):
+                    e.id = row.id
+        except SQLAlchemyError:
+            self.failed_writes += 1
+            return False
+        self.pending.clear()
+        return True
+
+    def query(self, types: list[str] | None = None, since: datetime | None = None,
+              track_id: int | None = None, source: str | None = None, limit: int | None = None) -> list[Event]:
+        stmt = select(EventRow).order_by(EventRow.id)
+        if types:
+            stmt = stmt.where(EventRow.type.in_(types))
+        if since is not None:
+            stmt = stmt.where(EventRow.time >= _naive_utc(since))
+        if track_id is not None:
+            stmt = stmt.where(EventRow.track_id == track_id)
+        if source is not None:
+            stmt = stmt.where(EventRow.source == source)
+        if limit:
+            stmt = stmt.limit(limit)
+        with Session(self.engine) as session:
+            return [row.to_event() for row in session.scalars(stmt)]
+
+    def __iter__(self) -> Iterator[Event]:
+        return iter(self.query())
+
+    def close(self) -> None:
+        if self.pending:
+            self.add(self.pending.pop())
+        self.engine.dispose()
+
+
+def _row_from_event(ev: Event) -> EventRow:
+    return EventRow(type=ev.type, time=_naive_utc(ev.time), video_time=ev.video_time, frame=ev.frame, track_id=ev.track_id,
+                    source=ev.source, camera=ev.camera, state_before=ev.state_before, state_after=ev.state_after,
+                    confidence=ev.confidence, snapshot=ev.snapshot, box=ev.box,
+                    extra=json.loads(json.dumps(ev.extra)) if ev.extra else None)
+
+
+def _naive_utc(when: datetime) -> datetime:
+    """Stored times are naive UTC (SQLite keeps no zone); naive inputs are taken as UTC already."""
+    return when.astimezone(timezone.utc).replace(tzinfo=None) if when.tzinfo else when

@@ -1,0 +1,367 @@
+"""maskwatch watch: events on synthetic videos made here, tracking through occlusion, sources, kill -9.
+
+Faces are real photos from the data share detected by the real CenterFace; the mask classifier is the
+colour-keyed stand-in of tests/scenes.py (the trained ONNX is not needed), so these tests check the
+monitor, not a model. Event timing tolerance: an event must come after the frame where the picture
+changed and at most ``event_tolerance_frames(N)`` frames later: 20 frames (0.8 s at 25 FPS) with the
+detector on every frame, 12*N frames with it on every Nth (36 frames = 1.44 s for N=3).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from maskwatch.cli import app
+from maskwatch.errors import InputError
+from maskwatch.monitor import Watcher, run_watch
+from maskwatch.store import EventStore
+from maskwatch.video import LiveSource, SourceStatus, VideoFileSource, VideoWriter, open_source
+from scenes import Actor, ColourKeyClassifier, Scene, event_tolerance_frames, find_sprites, swap_scene
+
+REPO = Path(__file__).resolve().parent.parent
+FPS = 25.0
+
+
+@pytest.fixture(scope="module")
+def detector():
+    from maskwatch.detectors import create_detector
+
+    return create_detector("centerface", threads=2, input_size=320)
+
+
+@pytest.fixture(scope="module")
+def sprites(shared_dir, detector):
+    found = find_sprites(shared_dir / "data" / "chandrikadeb7-faces" / "without_mask", detector, 2)
+    assert len(found) == 2, "needs two photos CenterFace detects"
+    return found
+
+
+def watch_file(path: Path, detector, detect_every: int = 1):
+    watcher = Watcher(detector, ColourKeyClassifier(), source=str(path), detect_every=detect_every)
+    ids_per_frame: dict[int, list[int]] = {}
+
+    def on_frame(frame, faces, events):
+        ids_per_frame[frame.index] = sorted(int(t) for t in faces.track_ids if t >= 0)
+
+    stats = run_watch(VideoFileSource(path), watcher, on_frame=on_frame)
+    return watcher.events, ids_per_frame, stats
+
+
+def check_at(events, etype, changed_at: int, detect_every: int, count: int = 1):
+    hits = [e for e in events if e.type == etype]
+    assert len(hits) == count, f"{etype}: {[(e.frame, e.track_id) for e in hits]}"
+    for e in hits:
+        assert changed_at <= e.frame <= changed_at + event_tolerance_frames(detect_every), \
+            f"{etype} at frame {e.frame}, change at {changed_at}"
+        assert e.video_time == pytest.approx(e.frame / FPS)
+    return hits
+
+
+@pytest.mark.parametrize("detect_every", [1, 3])
+def test_events_at_the_right_frames(tmp_path, detector, sprites, detect_every):
+    video = swap_scene(sprites).write(tmp_path / "swap.avi")
+    events, ids, _ = watch_file(video, detector, detect_every)
+    assert sorted(e.type for e in events) == sorted(
+        ["entered_unmasked", "mask_removed", "mask_restored", "mask_removed"]), [(e.type, e.frame) for e in events]
+    entered = check_at(events, "entered_unmasked", 0, detect_every)[0]
+    assert entered.state_after == "incorrect" and entered.state_before is None
+    removed = sorted((e for e in events if e.type == "mask_removed"), key=lambda e: e.frame)
+    assert [(e.state_before, e.state_after) for e in removed] == [("mask", "no_mask"), ("incorrect", "no_mask")]
+    for e, at in zip(removed, (50, 70)):
+        assert at <= e.frame <= at + event_tolerance_frames(detect_every), (e.frame, at)
+    restored = check_at(events, "mask_restored", 100, detect_every)[0]
+    assert restored.track_id == removed[0].track_id  # same person, same id across the swap
+    assert entered.track_id == removed[1].track_id != restored.track_id
+    assert all(0.6 <= e.confidence <= 1 for e in events)
+
+
+def test_no_false_events_on_steady_footage(tmp_path, detector, sprites):
+    """Two masked people, shake and noise, and 1- and 2-frame classification glitches: no events at all."""
+    glitch = {40, 70, 71}
+    a = Actor(sprites[0], path=lambda f: (60 + f, 150), state=lambda f: "no_mask" if f in glitch else "mask")
+    b = Actor(sprites[1], path=lambda f: (420, 120), state=lambda f: "mask")
+    video = Scene([a, b], frames=90, noise=6, shake=2.0, seed=2).write(tmp_path / "steady.avi")
+    events, ids, _ = watch_file(video, detector, 1)
+    assert list(events) == []
+    assert len({t for v in ids.values() for t in v}) == 2  # two people, two ids, no switches
+
+
+def test_ids_kept_through_short_occlusion(tmp_path, detector, sprites):
+    a = Actor(sprites[0], path=lambda f: (100 + 2 * f, 160), state=lambda f: "no_mask")
+    video = Scene([a], frames=80, noise=4, occluders=[(30, 42, (0, 0, 640, 480))], seed=3).write(tmp_path / "occl.avi")
+    events, ids, _ = watch_file(video, detector, 2)
+    before = {t for f, v in ids.items() if 5 <= f < 30 for t in v}
+    after = {t for f, v in ids.items() if f >= 46 for t in v}
+    assert len(before) == 1 and after == before, (before, after)
+    assert all(ids[f] == [] for f in range(31, 42))
+    assert [e.type for e in events] == ["entered_unmasked"]  # not raised again after the occlusion
+
+
+def test_ctrl_c_finalises_output_video(tmp_path, detector, sprites):
+    video = swap_scene(sprites).write(tmp_path / "in.avi")
+    out = tmp_path / "out.mp4"
+    writer = VideoWriter(out, fps=FPS)
+    watcher = Watcher(detector, ColourKeyClassifier(), source="in", detect_every=4)
+
+    def on_frame(frame, faces, events):
+        writer.write(frame.image)
+        if frame.index == 11:
+            raise KeyboardInterrupt
+
+    stats = run_watch(VideoFileSource(video), watcher, on_frame=on_frame)
+    writer.close()
+    assert stats.interrupted and stats.frames == 12
+    check = VideoFileSource(out)
+    assert sum(1 for _ in check) == 12
+
+
+def test_stride_and_folder_sources(tmp_path):
+    import cv2
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(6):
+        cv2.imwrite(str(frames / f"{i:03d}.png"), np.full((48, 64, 3), i * 40, np.uint8))
+    (frames / "002.png").write_bytes(b"broken")
+    got = [f.index for f in open_source(str(frames), fps=10)]
+    assert got == [0, 1, 3, 4, 5]  # the broken frame is skipped, not fatal
+    writer = VideoWriter(tmp_path / "v.avi", fps=10)
+    for i in range(10):
+        writer.write(np.full((48, 64, 3), i * 20, np.uint8))
+    writer.close()
+    items = list(open_source(str(tmp_path / "v.avi"), stride=3))
+    assert [f.index for f in items] == [0, 3, 6, 9]
+    assert items[1].video_time == pytest.approx(0.3)
+
+
+def test_bad_sources_give_one_clear_error(tmp_path):
+    fake = tmp_path / "notes.mp4"
+    fake.write_text("not a video")
+    empty = tmp_path / "empty.avi"
+    empty.write_bytes(b"")
+    for path, words in ((fake, "cannot decode video"), (empty, "empty file"), (tmp_path / "missing.mp4", "no such")):
+        with pytest.raises(InputError, match=words):
+            open_source(str(path))
+    runner = CliRunner()
+    result = runner.invoke(app, ["watch", str(fake), "--db", str(tmp_path / "e.db")])
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [f"error: {fake}: cannot decode video (not a video, or a codec "
+                                                  "OpenCV/FFmpeg cannot read)"]
+
+
+def test_stream_that_never_opens(tmp_path):
+    """A server that accepts the connection and never answers: clear error after --open-timeout."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    url = f"http://127.0.0.1:{server.getsockname()[1]}/live.mjpg"
+    try:
+        started = time.monotonic()
+        result = CliRunner().invoke(app, ["watch", url, "--open-timeout", "1.5", "--db", str(tmp_path / "e.db")])
+        took = time.monotonic() - started
+    finally:
+        server.close()
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (f"error: {url}: stream did not open within 1.5 s "
+                                     "(check the address, credentials, network or camera index)")
+    assert took < 6
+
+
+class FlakyCamera:
+    """A capture that delivers ``frames`` frames quickly, then fails."""
+
+    def __init__(self, frames: int):
+        self.left = frames
+
+    def isOpened(self):
+        return True
+
+    def read(self):
+        time.sleep(0.002)
+        if self.left <= 0:
+            return False, None
+        self.left -= 1
+        return True, np.zeros((8, 8, 3), np.uint8)
+
+    def release(self):
+        pass
+
+
+def test_live_source_drops_frames_and_reconnects():
+    opens = []
+
+    def opener(spec, timeout):
+        opens.append(time.monotonic())
+        if len(opens) == 2:  # the first reconnect attempt fails
+            return None
+        return FlakyCamera(200 if len(opens) == 1 else 10**6)
+
+    source = LiveSource("fake://cam", backoff_s=0.05, opener=opener)
+    seen: list = []
+    for item in source:
+        seen.append(item)
+        time.sleep(0.02)  # a slow consumer: the reader must drop frames, not queue them
+        if isinstance(item, SourceStatus) and item.kind == "source_restored":
+            break
+    kinds = [i.kind for i in seen if isinstance(i, SourceStatus)]
+    assert kinds == ["source_lost", "source_restored"]
+    assert len(opens) == 3 and opens[2] - opens[1] >= 0.09  # back-off doubled: 0.05, then 0.1
+    assert source.dropped > 100  # ~200 frames in 0.4 s, consumer takes one per 20 ms
+    frames_before = [i for i in seen if not isinstance(i, SourceStatus)]
+    assert all(frames_before[k].index < frames_before[k + 1].index for k in range(len(frames_before) - 1))
+
+
+KILL_SCRIPT = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {tests!r})
+    from maskwatch.detectors import create_detector
+    from maskwatch.monitor import Watcher, run_watch
+    from maskwatch.store import EventStore
+    from maskwatch.video import VideoFileSource
+    from scenes import ColourKeyClassifier
+
+    store = EventStore({db!r})
+    detector = create_detector("centerface", threads=1, input_size=320)
+
+    def sink(ev):
+        store.add(ev)
+        print("EVENT", ev.id, flush=True)
+
+    for rep in range(1000):  # a fresh watcher per pass: every pass raises entered_unmasked again
+        watcher = Watcher(detector, ColourKeyClassifier(), source="loop", detect_every=3, sinks=[sink])
+        run_watch(VideoFileSource({video!r}), watcher)
+""")
+
+
+def test_kill_9_keeps_every_committed_event(tmp_path, sprites):
+    a = Actor(sprites[1], path=lambda f: (250, 150), state=lambda f: "no_mask")
+    video = Scene([a], frames=30, seed=4).write(tmp_path / "loop.avi")
+    db = f"sqlite:///{tmp_path / 'events.db'}"
+    script = tmp_path / "run.py"
+    script.write_text(KILL_SCRIPT.format(tests=str(REPO / "tests"), db=db, video=str(video)))
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env)
+    printed = []
+    try:
+        deadline = time.monotonic() + 30
+        while len(printed) < 3 and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if line.startswith("EVENT"):
+                printed.append(int(line.split()[1]))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert len(printed) == 3 and proc.returncode == -signal.SIGKILL
+    stored = EventStore(db).query()
+    assert {e.id for e in stored} >= set(printed)
+    assert all(e.type == "entered_unmasked" and e.source == "loop" for e in stored)
+
+
+def run_cli(args: list[str], **kwargs) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    return subprocess.Popen([sys.executable, "-m", "maskwatch", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def test_watch_cli_end_to_end(tmp_path, sprites):
+    """The real command with a real ONNX classifier (the colour-keyed one, as an .onnx file): events in the
+    store, the events command, webhook, blurred snapshots, JSON lines and the annotated video."""
+    import http.server
+    import json
+    import threading
+
+    from scenes import write_colour_key_onnx
+
+    received = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    video = swap_scene(sprites).write(tmp_path / "door.avi")
+    model = write_colour_key_onnx(tmp_path / "ck.onnx")
+    db = str(tmp_path / "events.db")
+    try:
+        proc = run_cli(["watch", str(video), "--classifier-model", str(model), "--out", str(tmp_path / "out.mp4"),
+                        "--json", str(tmp_path / "frames.jsonl"), "--db", db, "--camera-name", "door",
+                        "--webhook", f"http://127.0.0.1:{server.server_address[1]}/", "--snapshots", "blurred",
+                        "--snapshot-dir", str(tmp_path / "snaps"), "--detect-every", "3", "--input-size", "320",
+                        "--threads", "2"])
+        _, err = proc.communicate(timeout=60)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert proc.returncode == 0, err
+    assert "150 frames" in err and "events" in err
+    stored = EventStore(db).query()
+    assert sorted(e.type for e in stored) == ["entered_unmasked", "mask_removed", "mask_removed", "mask_restored"]
+    assert all(e.camera == "door" and e.snapshot and Path(e.snapshot).is_file() for e in stored)
+    assert sorted(r["type"] for r in received) == sorted(e.type for e in stored)
+    lines = (tmp_path / "frames.jsonl").read_text().splitlines()
+    assert len(lines) == 150 and all(f["track_id"] >= 0 for f in json.loads(lines[60])["faces"])
+    assert sum(1 for _ in VideoFileSource(tmp_path / "out.mp4")) == 150
+    out = CliRunner().invoke(app, ["events", "--db", db, "--format", "json", "--type", "mask_restored"])
+    (row,) = json.loads(out.stdout)
+    assert row["source"] == str(video) and 100 <= row["frame"] <= 100 + event_tolerance_frames(3)
+
+
+def test_watch_cli_ctrl_c_finalises_video(tmp_path, sprites):
+    from scenes import write_colour_key_onnx
+
+    video = Scene([Actor(sprites[0], path=lambda f: (100 + f % 300, 150), state=lambda f: "mask")],
+                  frames=400, seed=5).write(tmp_path / "long.avi")
+    model = write_colour_key_onnx(tmp_path / "ck.onnx")
+    frames = tmp_path / "frames.jsonl"
+    proc = run_cli(["watch", str(video), "--classifier-model", str(model), "--out", str(tmp_path / "out.avi"),
+                    "--json", str(frames), "--db", str(tmp_path / "e.db"), "--snapshots", "none",
+                    "--input-size", "320"])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (not frames.exists() or len(frames.read_text().splitlines()) < 10):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert err.strip().splitlines()[-1].startswith("interrupted: ")
+    written = sum(1 for _ in VideoFileSource(tmp_path / "out.avi"))
+    assert 10 <= written < 400 and written == len(frames.read_text().splitlines())
+
+
+def test_zone_limits_events_to_the_entrance(tmp_path, detector, sprites):
+    """A walks from the left into the zone (right half); B stands outside it. Only A raises an event,
+    once its box centre is inside."""
+    from maskwatch.cli.watch import parse_zone
+
+    a = Actor(sprites[0], path=lambda f: (20 + 4 * f, 180), state=lambda f: "no_mask")
+    b = Actor(sprites[1], path=lambda f: (40, 20), state=lambda f: "no_mask")
+    video = Scene([a, b], frames=100, noise=3, seed=6).write(tmp_path / "zone.avi")
+    width = sprites[0].images["no_mask"].shape[1]
+    enters_at = int(np.ceil((320 - 20 - width / 2) / 4))
+    watcher = Watcher(detector, ColourKeyClassifier(), source="door", detect_every=2,
+                      zone=parse_zone("320,0,640,0,640,480,320,480"))
+    run_watch(VideoFileSource(video), watcher)
+    (event,) = watcher.events
+    assert event.type == "entered_unmasked" and event.box[0] > 200
+    assert enters_at - 2 <= event.frame <= enters_at + event_tolerance_frames(2)
+    result = CliRunner().invoke(app, ["watch", str(video), "--zone", "1,2,3", "--db", str(tmp_path / "e.db")])
+    assert result.exit_code == 2 and "--zone '1,2,3': expected" in result.stderr
