@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import sys
 from typing import Iterator
 
 import typer
 from rich.console import Console
 
-err_console = Console(stderr=True, highlight=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def fail(message: str, code: int = 2) -> "typer.Exit":
@@ -43,5 +42,28 @@ def need_extra(module: str, extra: str) -> None:
         raise fail(f"this command needs '{module}': pip install \"maskwatch[{extra}]\"")
 
 
-def stdout_is_terminal() -> bool:
-    return sys.stdout.isatty()
+@contextlib.contextmanager
+def jsonl_output(path) -> Iterator:
+    """A line-buffered text file for JSON lines (``-``: stdout; None: nothing), closed at the end,
+    so every line written before a crash or Ctrl-C is on disk."""
+    if path is None:
+        yield None
+        return
+    if str(path) == "-":
+        yield typer.get_text_stream("stdout")
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "w", buffering=1)
+    except OSError as exc:
+        raise fail(f"{path}: cannot write ({exc.strerror or exc})") from None
+    with handle:
+        yield handle
+
+
+def batch_progress(total: int, label: str, quiet: bool = False):
+    """A progress bar on stderr for batches of more than a handful of inputs."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    console=err_console, transient=True, disable=total <= 5 or quiet)

@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import typer
 
-from ._common import err_console, fail, user_errors, warn
+from ._common import batch_progress, err_console, jsonl_output, user_errors, warn
 
 
 def register(app: typer.Typer) -> None:
@@ -43,17 +43,9 @@ def classify_command(
             from ..detectors import create_detector
 
             detector = create_detector("centerface", min_score=0.3, threads=threads)
-    out = None
-    if json_path is not None:
-        try:
-            out = typer.get_text_stream("stdout") if str(json_path) == "-" else open(json_path, "w", buffering=1)
-        except OSError as exc:
-            raise fail(f"{json_path}: cannot write ({exc.strerror or exc})") from None
     counts: Counter = Counter()
     failures = 0
-    from rich.progress import Progress
-
-    with Progress(console=err_console, transient=True, disable=len(found) <= 5 or quiet) as progress:
+    with jsonl_output(json_path) as out, batch_progress(len(found), "classify", quiet) as progress:
         task = progress.add_task("classify", total=len(found))
         for item in found:
             progress.advance(task)
@@ -76,8 +68,6 @@ def classify_command(
                 out.write(json.dumps(line) + "\n")
             if not quiet and len(found) <= 20 and str(json_path) != "-":
                 err_console.print(f"{item.path}: {record['label']} ({record['label_score']:.0%})", highlight=False)
-    if out is not None and str(json_path) != "-":
-        out.close()
     done = sum(counts.values())
     err_console.print(f"images: {done} classified, {failures} failed | mask {counts['mask']}, "
                       f"no_mask {counts['no_mask']}, incorrect {counts['incorrect']}", highlight=False)

@@ -10,7 +10,7 @@ from typing import List, Optional
 
 import typer
 
-from ._common import err_console, fail, user_errors, warn
+from ._common import batch_progress, err_console, fail, jsonl_output, user_errors, warn
 
 EXAMPLE_NOTE = "scikit-image's 'astronaut' (Eileen Collins, NASA, public domain)"
 
@@ -103,17 +103,6 @@ def detect_command(
                                   classifier_model=str(classifier_model) if classifier_model else None, **options)
 
     roots = {Path(p).resolve(): Path(p) for p in inputs if Path(p).is_dir()}
-    json_file = None
-    if json_path is not None:
-        try:
-            if str(json_path) == "-":
-                json_file = typer.get_text_stream("stdout")
-            else:
-                json_path.parent.mkdir(parents=True, exist_ok=True)
-                json_file = open(json_path, "w", buffering=1)
-        except OSError as exc:
-            raise fail(f"{json_path}: cannot write ({exc.strerror or exc})") from None
-
     counts: Counter = Counter()
     images_done = failures = unmasked_images = 0
     timer = StageTimer()
@@ -126,12 +115,8 @@ def detect_command(
                 return given
         return None
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    progress = Progress(TextColumn("detect"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                        console=err_console, transient=True, disable=len(found) <= 5 or quiet)
     try:
-        with progress:
+        with jsonl_output(json_path) as json_file, batch_progress(len(found), "detect", quiet) as progress:
             task = progress.add_task("detect", total=len(found))
             for item in found:
                 progress.advance(task)
@@ -148,8 +133,10 @@ def detect_command(
                     drawn = None if no_draw else annotate(image, faces)
                     timer.add("draw", t2)
                     ms = (time.perf_counter() - t0) * 1000
+                    written = None
                     if drawn is not None:
-                        write_jpeg(output_path(item.path, root_of(item.path), out), drawn)
+                        written = output_path(item.path, root_of(item.path), out)
+                        write_jpeg(written, drawn)
                 except MaskWatchError as exc:
                     failures += 1
                     warn(str(exc))
@@ -169,12 +156,10 @@ def detect_command(
                     json_file.write(json.dumps(record) + "\n")
                 if show_each:
                     parts = ", ".join(f"{n} {k}" for k, n in image_counts.items() if n) or "no faces"
-                    err_console.print(f"{item.path}: {len(faces)} face(s): {parts} ({ms:.0f} ms)", highlight=False)
+                    target = f" -> {written}" if written is not None else ""
+                    err_console.print(f"{item.path}: {len(faces)} face(s): {parts} ({ms:.0f} ms){target}")
     except KeyboardInterrupt:
         warn("interrupted; results so far are written")
-    finally:
-        if json_file is not None and str(json_path) != "-":
-            json_file.close()
 
     total_faces = sum(counts.values())
     summary = (f"images: {images_done} processed, {failures} failed | faces: {total_faces} "
