@@ -57,9 +57,24 @@ PREFERRED = ("0_0_aidai_0084.jpg", "0_0_caiyilin_0100.jpg", "0_0_caizhuoyan_0017
              "0_0_guanyue_0040.jpg", "0_0_gulinazha_0038.jpg", "0_0_gulinazha_0082.jpg", "0_0_jiayuanyuan_0179.jpg")
 
 
-def find_sprites(folder: Path, detector, count: int, height: int = FACE_HEIGHT) -> list[FaceSprite]:
+def painted_masks(img: np.ndarray, lm: np.ndarray) -> dict[str, np.ndarray]:
+    return {"mask": paint_mask(img, lm, MASK_BGR), "incorrect": paint_mask(img, lm, INCORRECT_BGR, under_nose=True)}
+
+
+def synthetic_masks(img: np.ndarray, lm: np.ndarray) -> dict[str, np.ndarray]:
+    """Masks drawn by `maskwatch synth` (a surgical mask worn right, and under the nose), for runs with
+    the real classifier."""
+    from maskwatch.synth import MaskSynthesizer, face_pose
+
+    synth, pose = MaskSynthesizer(), face_pose(lm)
+    return {"mask": synth.put_mask(img, pose, "correct", "surgical", np.random.default_rng(1)).image,
+            "incorrect": synth.put_mask(img, pose, "nose", "surgical", np.random.default_rng(2)).image}
+
+
+def find_sprites(folder: Path, detector, count: int, height: int = FACE_HEIGHT,
+                 masker: Callable[[np.ndarray, np.ndarray], dict[str, np.ndarray]] = painted_masks) -> list[FaceSprite]:
     """``count`` photos where the detector finds one clear face both bare and masked: the PREFERRED ones
-    when they qualify, then the rest in sorted order."""
+    when they qualify, then the rest in sorted order. ``masker`` makes the masked versions."""
     sprites: list[FaceSprite] = []
     preferred = [folder / n for n in PREFERRED if (folder / n).is_file()]
     for path in preferred + [p for p in sorted(folder.glob("*.jpg")) if p not in preferred]:
@@ -76,8 +91,7 @@ def find_sprites(folder: Path, detector, count: int, height: int = FACE_HEIGHT) 
         if len(faces) != 1 or faces.scores[0] < 0.6 or faces.landmarks is None or faces.heights[0] < 0.45 * height:
             continue
         lm = faces.landmarks[0] - (200, 100)
-        images = {"no_mask": img, "mask": paint_mask(img, lm, MASK_BGR),
-                  "incorrect": paint_mask(img, lm, INCORRECT_BGR, under_nose=True)}
+        images = {"no_mask": img, **masker(img, lm)}
         ok = True
         for state in ("mask", "incorrect"):
             canvas[100:100 + img.shape[0], 200:200 + img.shape[1]] = images[state]

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from maskwatch.data.splits import dataset_splits
+from maskwatch.detectors.centerface import DEFAULT_MIN_SCORE
 from maskwatch.data.voc import read_voc
 from maskwatch.evaluate import evaluate_detections
 from maskwatch.evaluate.inputs import run_system
@@ -33,7 +34,7 @@ def held_out(kaggle_dir):
 def evaluation(held_out):
     pipeline = build_pipeline("centerface", min_score=0.05, threads=2)
     predictions = run_system(held_out, pipeline)
-    return evaluate_detections(held_out, predictions.faces, operating_score=0.35)
+    return evaluate_detections(held_out, predictions.faces, operating_score=DEFAULT_MIN_SCORE)
 
 
 def test_split_is_a_quarter_and_never_in_training(held_out, kaggle_dir):

@@ -115,3 +115,21 @@ def test_synthetic_faces_train_only_and_their_sources_are_not_unmasked_examples(
                 if m["source"].startswith("folders:") and m["label"] == "no_mask"}
     assert not used & unmasked
     assert len(unmasked) == len(sources) - len(used)
+
+
+def test_scene_faces_used_for_synthesis_are_dropped_from_unmasked(tiny_sets):
+    from maskwatch.data.voc import read_voc
+    from maskwatch.faces import LABEL_INDEX
+    from maskwatch.train.data import FaceSet, drop_source_faces
+
+    images = [im for im in read_voc(tiny_sets / "voc").images if "no_mask" in im.labels]
+    im = images[0]
+    n = len(im.boxes)
+    faces = FaceSet(np.zeros((n, 4, 4, 3), np.uint8), np.array([LABEL_INDEX[x] for x in im.labels]),
+                    np.array(["train"] * n), np.ones(n, np.float32), [f"{im.path}#{i}" for i in range(n)],
+                    np.array(["voc:x"] * n))
+    target = im.labels.index("no_mask")
+    box = (im.boxes[target] + 1).tolist()  # the synth manifest's box is the detector's, close to the annotation
+    kept, dropped = drop_source_faces(faces, [(str(im.path.resolve()), box)])
+    assert dropped == 1 and len(kept.labels) == n - 1
+    assert f"{im.path}#{target}" not in kept.origins

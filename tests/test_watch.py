@@ -365,3 +365,25 @@ def test_zone_limits_events_to_the_entrance(tmp_path, detector, sprites):
     assert enters_at - 2 <= event.frame <= enters_at + event_tolerance_frames(2)
     result = CliRunner().invoke(app, ["watch", str(video), "--zone", "1,2,3", "--db", str(tmp_path / "e.db")])
     assert result.exit_code == 2 and "--zone '1,2,3': expected" in result.stderr
+
+
+def test_real_classifier_on_synthetic_masks(tmp_path, shared_dir, detector):
+    """The shipped classifier (no stand-in) on faces masked by `maskwatch synth`: A takes the mask off at
+    frame 50 and puts it back on at frame 100; B wears it under the nose, then pulls it down at 70."""
+    from maskwatch.classifier import MaskClassifier
+    from scenes import synthetic_masks
+
+    sprites = find_sprites(shared_dir / "data" / "chandrikadeb7-faces" / "without_mask", detector, 2,
+                           masker=synthetic_masks)
+    video = swap_scene(sprites).write(tmp_path / "swap.avi")
+    watcher = Watcher(detector, MaskClassifier(threads=2), source=str(video), detect_every=3)
+    run_watch(VideoFileSource(video), watcher)
+    events = sorted(watcher.events, key=lambda e: e.frame)
+    a_removed = [e for e in events if e.type == "mask_removed" and e.state_before == "mask"]
+    restored = [e for e in events if e.type == "mask_restored"]
+    assert len(a_removed) == 1 and 50 <= a_removed[0].frame <= 50 + event_tolerance_frames(3), events
+    assert len(restored) == 1 and 100 <= restored[0].frame <= 100 + event_tolerance_frames(3), events
+    assert restored[0].track_id == a_removed[0].track_id
+    b_events = [e for e in events if e.track_id != a_removed[0].track_id]
+    assert b_events and b_events[0].type == "entered_unmasked" and b_events[0].frame <= event_tolerance_frames(3)
+    assert not [e for e in events if e.track_id == a_removed[0].track_id and e.frame < 50]  # A entered masked

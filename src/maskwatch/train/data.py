@@ -181,12 +181,13 @@ def folder_faces(spec: SourceSpec, seed: int, warn, detector=None, cache: Path |
     return faces
 
 
-def synth_plan(root: Path, seed: int, share: float) -> tuple[list[tuple[Path, int]], set[str]]:
-    """Which synthetic faces to train on, and the source photos they were made from.
+def synth_plan(root: Path, seed: int, share: float) -> tuple[list[tuple[Path, int, list | None]], set[str], list]:
+    """Which synthetic faces to train on, and the real faces they were made from.
 
-    A share of the *source photos* (chosen by seed) gives its synthetic faces to training; those
-    photos are then kept out of the unmasked examples (a masked face and its unmasked original are
-    the same face). The other photos stay available as real unmasked examples.
+    A share of the *source photos* (chosen by seed) gives its synthetic faces to training; the faces
+    they were made from are then kept out of the unmasked examples (a masked face and its unmasked
+    original are the same face). The other photos stay available as real unmasked examples.
+    Returns (items as (image, label index, face box), source photos used, (photo, box) of each source face).
     """
     manifest = root / "manifest.jsonl"
     if not manifest.is_file():
@@ -195,16 +196,43 @@ def synth_plan(root: Path, seed: int, share: float) -> tuple[list[tuple[Path, in
     for n, line in enumerate(manifest.read_text().splitlines(), 1):
         try:
             row = json.loads(line)
-            rows.append((row["source"], row["output"], row["label"]))
+            rows.append((row["source"], row["output"], row["label"], row.get("face_box")))
         except (ValueError, KeyError):
             raise DatasetError(f"{manifest}:{n}: malformed manifest line") from None
     sources = sorted({r[0] for r in rows})
     chosen = {s for s, pick in zip(sources, assign_splits(sources, {"use": share, "keep": 1 - share}, seed)) if pick == "use"}
-    items = [(root / out, LABEL_INDEX[label]) for src, out, label in rows if src in chosen and label in LABEL_INDEX]
-    return items, {str(Path(s).resolve()) for s in chosen}
+    items = [(root / out, LABEL_INDEX[label], box) for src, out, label, box in rows if src in chosen and label in LABEL_INDEX]
+    source_faces = [(str(Path(src).resolve()), box) for src, _, _, box in rows if src in chosen]
+    return items, {str(Path(s).resolve()) for s in chosen}, source_faces
 
 
-def synth_faces(spec: SourceSpec, items: list[tuple[Path, int]], seed: int, warn, detector=None,
+def drop_source_faces(faces: FaceSet, source_faces: list, min_iou: float = 0.5) -> tuple[FaceSet, int]:
+    """Remove the unmasked faces of annotated scenes that synthetic masks were made from."""
+    from ..boxes import iou_matrix
+    from ..data.voc import read_voc
+
+    by_image: dict[str, list] = {}
+    for path, box in source_faces:
+        if box is not None:
+            by_image.setdefault(path, []).append(box)
+    if not by_image:
+        return faces, 0
+    keep = np.ones(len(faces.labels), bool)
+    boxes_of: dict[str, np.ndarray] = {}
+    for i, origin in enumerate(faces.origins):
+        path, _, index = origin.rpartition("#")
+        resolved = str(Path(path).resolve())
+        if resolved not in by_image or faces.labels[i] != LABEL_INDEX["no_mask"]:
+            continue
+        if resolved not in boxes_of:  # the boxes of that scene, in the order the crops were made
+            root = Path(path).parent.parent
+            boxes_of.update({str(im.path.resolve()): im.boxes for im in read_voc(root).images})
+        box = boxes_of[resolved][int(index)]
+        keep[i] = not (iou_matrix(box[None], np.asarray(by_image[resolved])) >= min_iou).any()
+    return faces.subset(keep), int((~keep).sum())
+
+
+def synth_faces(spec: SourceSpec, items: list[tuple[Path, int, list | None]], seed: int, warn, detector=None,
                 cache: Path | None = None) -> FaceSet:
     """Crops of synthetic faces; they always go to the train split (held-out numbers stay on real faces)."""
     cache_path = _cache_file(cache, spec, seed, hashlib.sha256(str(items).encode()).hexdigest())
@@ -218,20 +246,23 @@ def synth_faces(spec: SourceSpec, items: list[tuple[Path, int]], seed: int, warn
     return cached
 
 
-def _crop_face_images(items: list[tuple[Path, int]], spec: SourceSpec, seed: int, warn, detector) -> FaceSet:
-    """Crop one face per image (located by ``detector``) and split by exact-duplicate groups."""
+def _crop_face_images(items: list[tuple], spec: SourceSpec, seed: int, warn, detector) -> FaceSet:
+    """Crop one face per image and split by exact-duplicate groups. Items are (image, label) or
+    (image, label, box): without a box the face is located by ``detector``."""
     from rich.progress import track
 
     crops, labels, origins, hashes = [], [], [], []
-    for path, label in track(items, description=f"cropping {spec.path.name}", transient=True):
+    for path, label, *rest in track(items, description=f"cropping {spec.path.name}", transient=True):
+        box = rest[0] if rest else None
         try:
             image = read_image(path)
         except InputError as exc:
             warn(str(exc))
             continue
-        crops.append(crop_faces(image, face_box_in_crop(image, detector), STORE_SIZE, STORE_CONTEXT)[0])
+        located = face_box_in_crop(image, detector) if box is None else np.asarray([box], np.float32)
+        crops.append(crop_faces(image, located, STORE_SIZE, STORE_CONTEXT)[0])
         labels.append(label)
-        origins.append(str(path))
+        origins.append(str(path) if box is None else f"{path}#{'_'.join(f'{v:.0f}' for v in box)}")
         hashes.append(dhash(path))
     if not crops:
         raise DatasetError(f"{spec.path}: no readable images")

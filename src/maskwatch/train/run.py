@@ -12,7 +12,8 @@ import numpy as np
 
 from ..errors import MaskWatchError
 from ..faces import LABELS
-from .data import FaceSet, SourceSpec, center_crop, folder_faces, synth_faces, synth_plan, voc_faces
+from .data import (FaceSet, SourceSpec, center_crop, drop_source_faces, folder_faces, synth_faces, synth_plan,
+                   voc_faces)
 from .loop import TrainConfig, class_metrics, export_onnx, pick_device, predict, train
 
 
@@ -26,13 +27,17 @@ def gather_faces(sources: list[SourceSpec], seed: int, warn: Callable[[str], Non
 
     detector = create_detector("centerface", min_score=0.3, threads=detector_threads)
     plans = {id(s): synth_plan(s.path, seed, synth_share) for s in sources if s.kind == "synth"}
-    exclude = set().union(*(used for _, used in plans.values())) if plans else set()
+    exclude = set().union(*(used for _, used, _ in plans.values())) if plans else set()
+    source_faces = [face for _, _, faces in plans.values() for face in faces]
     parts = []
     for spec in sources:
         if spec.kind == "voc":
-            parts.append(voc_faces(spec, seed, warn, cache, label_map))
+            faces, dropped = drop_source_faces(voc_faces(spec, seed, warn, cache, label_map), source_faces)
+            if dropped:
+                warn(f"{spec.path}: {dropped} unmasked faces left out (sources of synthetic masks)")
+            parts.append(faces)
         elif spec.kind == "synth":
-            items, used = plans[id(spec)]
+            items, used, _ = plans[id(spec)]
             warn(f"{spec.path}: {len(items)} synthetic faces from {len(used)} source photos (train split only)")
             parts.append(synth_faces(spec, items, seed, warn, detector, cache))
         else:
