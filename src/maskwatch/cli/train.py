@@ -25,7 +25,7 @@ def train_command(
     batch_size: int = typer.Option(64, min=2),
     lr: float = typer.Option(2e-3),
     samples_per_epoch: int = typer.Option(6000, min=1, help="Class-balanced draws per epoch."),
-    patience: int = typer.Option(4, min=1, help="Early stop after this many epochs without val gain."),
+    patience: int = typer.Option(4, min=1, help="Early stop after this many epochs without a gain in class-balanced val loss."),
     freeze_backbone_epochs: int = typer.Option(1, min=0, help="Epochs with the pretrained backbone frozen."),
     seed: int = typer.Option(0, help="Seed for splits, sampling and augmentation."),
     threads: Optional[int] = typer.Option(None, help="CPU threads for torch."),
