@@ -72,12 +72,15 @@ def synthetic_masks(img: np.ndarray, lm: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def find_sprites(folder: Path, detector, count: int, height: int = FACE_HEIGHT,
-                 masker: Callable[[np.ndarray, np.ndarray], dict[str, np.ndarray]] = painted_masks) -> list[FaceSprite]:
+                 masker: Callable[[np.ndarray, np.ndarray], dict[str, np.ndarray]] = painted_masks,
+                 candidates: list[Path] | None = None) -> list[FaceSprite]:
     """``count`` photos where the detector finds one clear face both bare and masked: the PREFERRED ones
-    when they qualify, then the rest in sorted order. ``masker`` makes the masked versions."""
+    when they qualify, then the rest in sorted order (or only ``candidates``). ``masker`` makes the
+    masked versions."""
     sprites: list[FaceSprite] = []
     preferred = [folder / n for n in PREFERRED if (folder / n).is_file()]
-    for path in preferred + [p for p in sorted(folder.glob("*.jpg")) if p not in preferred]:
+    order = candidates if candidates is not None else preferred + [p for p in sorted(folder.glob("*.jpg")) if p not in preferred]
+    for path in order:
         img = read_image(path)
         if min(img.shape[:2]) < 100:
             continue

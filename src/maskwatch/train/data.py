@@ -77,7 +77,7 @@ class FaceSet:
 def _cache_file(cache: Path | None, spec: SourceSpec, seed: int, extra: str = "") -> Path | None:
     if cache is None:
         return None
-    key = hashlib.sha256(f"{spec.kind}|{spec.path.resolve()}|{seed}|{STORE_SIZE}|{STORE_CONTEXT:.4f}|{extra}|v1".encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{spec.kind}|{spec.path.resolve()}|{seed}|{STORE_SIZE}|{STORE_CONTEXT:.4f}|{extra}|v2".encode()).hexdigest()[:16]
     return cache / f"{spec.kind}-{spec.path.name}-{key}.npz"
 
 
@@ -267,10 +267,36 @@ def _crop_face_images(items: list[tuple], spec: SourceSpec, seed: int, warn, det
     if not crops:
         raise DatasetError(f"{spec.path}: no readable images")
     groups = {h: i for i, h in enumerate(dict.fromkeys(hashes))}
-    splits = assign_splits(origins, SPLIT_FRACTIONS, seed, [groups[h] for h in hashes])
+    splits = assign_splits(split_keys(origins, spec.path), SPLIT_FRACTIONS, seed, [groups[h] for h in hashes])
     n = len(labels)
     return FaceSet(np.stack(crops), np.asarray(labels, np.int64), np.asarray(splits),
                    np.full(n, spec.weight, np.float32), origins, np.full(n, f"{spec.kind}:{spec.path.name}"))
+
+
+def split_keys(paths: list[str], root: Path) -> list[str]:
+    """Split keys of images in a folder dataset: their paths relative to the dataset root, so the split
+    does not depend on how the root was spelled on the command line."""
+    base = root.resolve()
+    keys = []
+    for p in paths:
+        path = Path(p.split("#", 1)[0]).resolve()
+        try:
+            keys.append(path.relative_to(base).as_posix())
+        except ValueError:
+            keys.append(path.as_posix())
+    return keys
+
+
+def folder_split(root: str | Path, seed: int = 0, label_map: dict[str, str] | None = None) -> dict[str, str]:
+    """Split of every image of a folder-per-class dataset, as `maskwatch train` assigns it (relative path -> split)."""
+    from ..data.folders import read_class_folders
+
+    root = Path(root)
+    paths = [str(p) for p, _ in read_class_folders(root, label_map)]
+    hashes = [dhash(p) for p in paths]
+    groups = {h: i for i, h in enumerate(dict.fromkeys(hashes))}
+    keys = split_keys(paths, root)
+    return dict(zip(keys, assign_splits(keys, SPLIT_FRACTIONS, seed, [groups[h] for h in hashes])))
 
 
 def center_crop(store_crops: np.ndarray) -> np.ndarray:
