@@ -67,3 +67,28 @@ def batch_progress(total: int, label: str, quiet: bool = False):
 
     return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                     console=err_console, transient=True, disable=total <= 5 or quiet)
+
+
+class ImageBatch:
+    """Walks found inputs behind a progress bar: inputs that could not be found are reported and
+    counted, and the caller reports its own failures with :meth:`fail`; ``failures`` is the total."""
+
+    def __init__(self, found: list, label: str, quiet: bool = False):
+        self.found = found
+        self.label = label
+        self.quiet = quiet
+        self.failures = 0
+
+    def fail(self, message: str) -> None:
+        self.failures += 1
+        warn(message)
+
+    def __iter__(self) -> Iterator:
+        with batch_progress(len(self.found), self.label, self.quiet) as progress:
+            task = progress.add_task(self.label, total=len(self.found))
+            for item in self.found:
+                progress.advance(task)
+                if item.error:
+                    self.fail(f"{item.path}: {item.error}")
+                    continue
+                yield item

@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import typer
 
-from ._common import batch_progress, err_console, jsonl_output, user_errors, warn
+from ._common import ImageBatch, err_console, jsonl_output, user_errors
 
 
 def register(app: typer.Typer) -> None:
@@ -44,20 +44,13 @@ def classify_command(
 
             detector = create_detector("centerface", min_score=0.3, threads=threads)
     counts: Counter = Counter()
-    failures = 0
-    with jsonl_output(json_path) as out, batch_progress(len(found), "classify", quiet) as progress:
-        task = progress.add_task("classify", total=len(found))
-        for item in found:
-            progress.advance(task)
-            if item.error:
-                failures += 1
-                warn(f"{item.path}: {item.error}")
-                continue
+    batch = ImageBatch(found, "classify", quiet)
+    with jsonl_output(json_path) as out:
+        for item in batch:
             try:
                 image = read_image(item.path)
             except MaskWatchError as exc:
-                failures += 1
-                warn(str(exc))
+                batch.fail(str(exc))
                 continue
             face = Faces(boxes=face_box_in_crop(image, detector), scores=[1.0])
             record = classifier.classify(image, face).to_records()[0]
@@ -69,6 +62,6 @@ def classify_command(
             if not quiet and len(found) <= 20 and str(json_path) != "-":
                 err_console.print(f"{item.path}: {record['label']} ({record['label_score']:.0%})", highlight=False)
     done = sum(counts.values())
-    err_console.print(f"images: {done} classified, {failures} failed | mask {counts['mask']}, "
+    err_console.print(f"images: {done} classified, {batch.failures} failed | mask {counts['mask']}, "
                       f"no_mask {counts['no_mask']}, incorrect {counts['incorrect']}", highlight=False)
-    raise typer.Exit(1 if failures else 0)
+    raise typer.Exit(1 if batch.failures else 0)

@@ -10,7 +10,7 @@ from typing import List, Optional
 
 import typer
 
-from ._common import batch_progress, err_console, fail, jsonl_output, user_errors, warn
+from ._common import ImageBatch, err_console, fail, jsonl_output, user_errors, warn
 
 EXAMPLE_NOTE = "scikit-image's 'astronaut' (Eileen Collins, NASA, public domain)"
 
@@ -79,7 +79,6 @@ def detect_command(
     Exit status: 0 when every input was processed, 1 when any failed (the rest are still processed).
     """
     import cv2
-    import numpy as np
 
     from ..draw import annotate
     from ..errors import MaskWatchError
@@ -104,7 +103,7 @@ def detect_command(
 
     roots = {Path(p).resolve(): Path(p) for p in inputs if Path(p).is_dir()}
     counts: Counter = Counter()
-    images_done = failures = unmasked_images = 0
+    images_done = unmasked_images = 0
     timer = StageTimer()
     show_each = not quiet and len(found) <= 20 and str(json_path) != "-"
 
@@ -115,19 +114,14 @@ def detect_command(
                 return given
         return None
 
+    batch = ImageBatch(found, "detect", quiet)
     try:
-        with jsonl_output(json_path) as json_file, batch_progress(len(found), "detect", quiet) as progress:
-            task = progress.add_task("detect", total=len(found))
-            for item in found:
-                progress.advance(task)
-                if item.error:
-                    failures += 1
-                    warn(f"{item.path}: {item.error}")
-                    continue
+        with jsonl_output(json_path) as json_file:
+            for item in batch:
                 try:
                     t0 = time.perf_counter()
                     image = read_image(item.path, max_pixels=max_pixels)
-                    t1 = timer.add("decode", t0)
+                    timer.add("decode", t0)
                     faces = pipeline(image, timer)
                     t2 = time.perf_counter()
                     drawn = None if no_draw else annotate(image, faces)
@@ -138,12 +132,10 @@ def detect_command(
                         written = output_path(item.path, root_of(item.path), out)
                         write_jpeg(written, drawn)
                 except MaskWatchError as exc:
-                    failures += 1
-                    warn(str(exc))
+                    batch.fail(str(exc))
                     continue
                 except (MemoryError, cv2.error) as exc:
-                    failures += 1
-                    warn(f"{item.path}: cannot process image ({type(exc).__name__}: {str(exc).strip().splitlines()[-1]})")
+                    batch.fail(f"{item.path}: cannot process image ({type(exc).__name__}: {str(exc).strip().splitlines()[-1]})")
                     continue
                 images_done += 1
                 image_counts = faces.counts()
@@ -162,7 +154,7 @@ def detect_command(
         warn("interrupted; results so far are written")
 
     total_faces = sum(counts.values())
-    summary = (f"images: {images_done} processed, {failures} failed | faces: {total_faces} "
+    summary = (f"images: {images_done} processed, {batch.failures} failed | faces: {total_faces} "
                f"(mask {counts['mask']}, no_mask {counts['no_mask']}, incorrect {counts['incorrect']}) | "
                f"images with someone unmasked: {unmasked_images}")
     if images_done:
@@ -174,4 +166,4 @@ def detect_command(
     if not no_draw and images_done:
         err_console.print(f"annotated images: {out if out is not None else 'beside each input'} (*.maskwatch.jpg)",
                           highlight=False)
-    raise typer.Exit(1 if failures else 0)
+    raise typer.Exit(1 if batch.failures else 0)

@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from ..data.dataset import AnnotatedImage, Dataset, DatasetReport
-from ..errors import DatasetError, InputError, MaskWatchError
+from ..errors import InputError, MaskWatchError
 from ..faces import Faces
 
 from ..data.splits import SPLIT_FRACTIONS, dataset_splits  # noqa: F401  (re-exported)
