@@ -225,6 +225,7 @@ def test_cli_writes_folders_manifest_and_preview(tmp_path, monkeypatch):
     from maskwatch.cli import synth as synth_cli
     from skimage import data
 
+    monkeypatch.chdir(tmp_path)
     src = tmp_path / "faces"
     src.mkdir()
     astronaut = data.astronaut()[20:240, 120:320, ::-1]  # BGR crop around the face
@@ -234,12 +235,15 @@ def test_cli_writes_folders_manifest_and_preview(tmp_path, monkeypatch):
     app.callback()(lambda: None)
     synth_cli.register(app)
     out = tmp_path / "out"
-    result = CliRunner().invoke(app, ["synth", str(src), "--out", str(out), "--per-face", "2", "--styles", "surgical,kn95",
+    result = CliRunner().invoke(app, ["synth", "faces", "--out", str(out), "--per-face", "2", "--styles", "surgical,kn95",
                                       "--templates", str(tmp_path / "none"), "--preview", str(tmp_path / "sheet.png")])
     assert result.exit_code == 0, result.output
     rows = [json.loads(x) for x in (out / "manifest.jsonl").read_text().splitlines()]
     assert len(rows) == 2 and all((out / r["output"]).is_file() for r in rows)
     assert rows[0]["landmarks_from"] == "centerface" and len(rows[0]["landmarks"]) == 5
+    # sources are absolute even when SRC was given relative, so a trainer run elsewhere finds them
+    assert rows[0]["source"] == str((src / "astronaut.jpg").resolve())
+    assert (out / "sources.txt").read_text().split() == [str((src / "astronaut.jpg").resolve())]
     assert "skipped (corrupt file): 1" in result.output
     assert (tmp_path / "sheet.png").is_file()
     bad = CliRunner().invoke(app, ["synth", str(src), "--out", str(out), "--modes", "beard"])

@@ -87,7 +87,7 @@ def _write_jpeg(path: Path, image: np.ndarray) -> None:
 
 def _manifest_row(source: Path, fit, result, output: Path, out_root: Path) -> dict:
     return {
-        "source": str(source), "face_box": [round(float(v), 1) for v in fit.box],
+        "source": str(Path(source).resolve()), "face_box": [round(float(v), 1) for v in fit.box],
         "landmarks": [[round(float(x), 1), round(float(y), 1)] for x, y in fit.landmarks],
         "landmarks_from": "centerface", "yaw": round(fit.pose.yaw, 3),
         "roll_deg": round(float(np.degrees(fit.pose.roll)), 1),
@@ -124,7 +124,7 @@ def synthesize_folder(
             for row in rows:
                 manifest.write(json.dumps(row) + "\n")
             if rows:
-                used_sources.append(str(source))
+                used_sources.append(str(Path(source).resolve()))
             if progress:
                 progress(1)
     (out / "sources.txt").write_text("".join(f"{s}\n" for s in sorted(set(used_sources))), encoding="utf-8")
