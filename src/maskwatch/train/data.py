@@ -101,24 +101,32 @@ def _save_cached(path: Path | None, faces: FaceSet, notes: list[str]) -> None:
              origins=json.dumps(faces.origins), sources=faces.sources, notes=json.dumps(notes))
 
 
-def _recording(warn, notes: list[str]):
-    def both(line: str) -> None:
+def _cached_faces(path: Path | None, weight: float, warn, build) -> FaceSet:
+    """The cached crops at ``path``, or ``build(warn)`` saved there with the warnings it gave."""
+    cached = _load_cached(path, weight, warn)
+    if cached is not None:
+        return cached
+    notes: list[str] = []
+
+    def recording(line: str) -> None:
         notes.append(line)
         warn(line)
 
-    return both
+    faces = build(recording)
+    _save_cached(path, faces, notes)
+    return faces
 
 
 def voc_faces(spec: SourceSpec, seed: int, warn, cache: Path | None = None,
               label_map: dict[str, str] | None = None) -> FaceSet:
     """Crops of every labelled box of a VOC dataset; the split is per image (near-duplicates together)."""
+    return _cached_faces(_cache_file(cache, spec, seed), spec.weight, warn,
+                         lambda log: _crop_voc(spec, seed, log, label_map))
+
+
+def _crop_voc(spec: SourceSpec, seed: int, warn, label_map: dict[str, str] | None) -> FaceSet:
     from ..data.voc import read_voc
 
-    cached = _load_cached(_cache_file(cache, spec, seed), spec.weight, warn)
-    if cached is not None:
-        return cached
-    notes: list[str] = []
-    warn = _recording(warn, notes)
     ds = read_voc(spec.path, label_map)
     for line in ds.report.lines():
         warn(f"{spec.path}: {line}")
@@ -138,11 +146,9 @@ def voc_faces(spec: SourceSpec, seed: int, warn, cache: Path | None = None,
         split_col += [split] * len(im.boxes)
         origins += [f"{im.path}#{i}" for i in range(len(im.boxes))]
     n = len(labels)
-    faces = FaceSet(np.concatenate(crops) if crops else np.zeros((0, STORE_SIZE, STORE_SIZE, 3), np.uint8),
-                    np.asarray(labels, np.int64), np.asarray(split_col), np.full(n, spec.weight, np.float32),
-                    origins, np.full(n, f"voc:{spec.path.name}"))
-    _save_cached(_cache_file(cache, spec, seed), faces, notes)
-    return faces
+    return FaceSet(np.concatenate(crops) if crops else np.zeros((0, STORE_SIZE, STORE_SIZE, 3), np.uint8),
+                   np.asarray(labels, np.int64), np.asarray(split_col), np.full(n, spec.weight, np.float32),
+                   origins, np.full(n, f"voc:{spec.path.name}"))
 
 
 def folder_faces(spec: SourceSpec, seed: int, warn, detector=None, cache: Path | None = None,
@@ -155,11 +161,11 @@ def folder_faces(spec: SourceSpec, seed: int, warn, detector=None, cache: Path |
     were used to synthesise masked faces: they never serve as unmasked examples.
     """
     cache_path = _cache_file(cache, spec, seed, hashlib.sha256(str(sorted(exclude)).encode()).hexdigest() if exclude else "[]")
-    cached = _load_cached(cache_path, spec.weight, warn)
-    if cached is not None:
-        return cached
-    notes: list[str] = []
-    warn = _recording(warn, notes)
+    return _cached_faces(cache_path, spec.weight, warn,
+                         lambda log: _crop_folders(spec, seed, log, detector, label_map, exclude))
+
+
+def _crop_folders(spec: SourceSpec, seed: int, warn, detector, label_map, exclude) -> FaceSet:
     from ..data.folders import read_class_folders
 
     folders = read_class_folders(spec.path, label_map)
@@ -176,9 +182,7 @@ def folder_faces(spec: SourceSpec, seed: int, warn, detector=None, cache: Path |
         warn(f"{spec.path}: {left_out} images left out as unmasked examples (sources of synthetic masks)")
     if not items:
         raise DatasetError(f"{spec.path}: no class folders with images")
-    faces = _crop_face_images(items, spec, seed, warn, detector)
-    _save_cached(cache_path, faces, notes)
-    return faces
+    return _crop_face_images(items, spec, seed, warn, detector)
 
 
 def synth_plan(root: Path, seed: int, share: float) -> tuple[list[tuple[Path, int, list | None]], set[str], list]:
@@ -235,13 +239,10 @@ def drop_source_faces(faces: FaceSet, source_faces: list, min_iou: float = 0.5) 
 def synth_faces(spec: SourceSpec, items: list[tuple[Path, int, list | None]], seed: int, warn, detector=None,
                 cache: Path | None = None) -> FaceSet:
     """Crops of synthetic faces; they always go to the train split (held-out numbers stay on real faces)."""
+    if not items:
+        raise DatasetError(f"{spec.path}: no synthetic faces selected")
     cache_path = _cache_file(cache, spec, seed, hashlib.sha256(str(items).encode()).hexdigest())
-    cached = _load_cached(cache_path, spec.weight, warn)
-    if cached is None:
-        if not items:
-            raise DatasetError(f"{spec.path}: no synthetic faces selected")
-        cached = _crop_face_images(items, spec, seed, warn, detector)
-        _save_cached(cache_path, cached, [])
+    cached = _cached_faces(cache_path, spec.weight, warn, lambda log: _crop_face_images(items, spec, seed, log, detector))
     cached.splits[:] = "train"
     return cached
 
