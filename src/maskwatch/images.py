@@ -61,26 +61,6 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
         raise InputError(path, f"truncated or corrupt image data ({exc})") from None
 
 
-def decode_image_bytes(data: bytes, name: str = "<bytes>", max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Like :func:`read_image` for bytes already in memory (uploads)."""
-    import io
-
-    if not data:
-        raise InputError(name, "empty file (0 bytes)")
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            if img.size[0] * img.size[1] > max_pixels:
-                raise InputError(name, f"image too large: {img.size[0]}x{img.size[1]}")
-            img.load()
-            return pil_to_bgr(ImageOps.exif_transpose(img))
-    except InputError:
-        raise
-    except UnidentifiedImageError:
-        raise InputError(name, "not an image file") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise InputError(name, f"truncated or corrupt image data ({exc})") from None
-
-
 def pil_to_bgr(img: Image.Image) -> np.ndarray:
     """Any Pillow mode to 8-bit BGR; 16/32-bit images are scaled, alpha is composited on white."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):

@@ -267,8 +267,7 @@ def _crop_face_images(items: list[tuple], spec: SourceSpec, seed: int, warn, det
         hashes.append(dhash(path))
     if not crops:
         raise DatasetError(f"{spec.path}: no readable images")
-    groups = {h: i for i, h in enumerate(dict.fromkeys(hashes))}
-    splits = assign_splits(split_keys(origins, spec.path), SPLIT_FRACTIONS, seed, [groups[h] for h in hashes])
+    splits = _image_splits(origins, hashes, spec.path, seed)
     n = len(labels)
     return FaceSet(np.stack(crops), np.asarray(labels, np.int64), np.asarray(splits),
                    np.full(n, spec.weight, np.float32), origins, np.full(n, f"{spec.kind}:{spec.path.name}"))
@@ -288,16 +287,19 @@ def split_keys(paths: list[str], root: Path) -> list[str]:
     return keys
 
 
+def _image_splits(paths: list[str], hashes: list[int], root: Path, seed: int) -> list[str]:
+    """Split per image of a folder dataset: keyed by relative path, exact-duplicate (same dHash) groups together."""
+    groups = {h: i for i, h in enumerate(dict.fromkeys(hashes))}
+    return assign_splits(split_keys(paths, root), SPLIT_FRACTIONS, seed, [groups[h] for h in hashes])
+
+
 def folder_split(root: str | Path, seed: int = 0, label_map: dict[str, str] | None = None) -> dict[str, str]:
     """Split of every image of a folder-per-class dataset, as `maskwatch train` assigns it (relative path -> split)."""
     from ..data.folders import read_class_folders
 
     root = Path(root)
     paths = [str(p) for p, _ in read_class_folders(root, label_map)]
-    hashes = [dhash(p) for p in paths]
-    groups = {h: i for i, h in enumerate(dict.fromkeys(hashes))}
-    keys = split_keys(paths, root)
-    return dict(zip(keys, assign_splits(keys, SPLIT_FRACTIONS, seed, [groups[h] for h in hashes])))
+    return dict(zip(split_keys(paths, root), _image_splits(paths, [dhash(p) for p in paths], root, seed)))
 
 
 def center_crop(store_crops: np.ndarray) -> np.ndarray:
