@@ -199,7 +199,7 @@ def create_app(
         return FileResponse(path, media_type=SNAPSHOT_TYPES[path.suffix.lower()])
 
     @app.get("/v1/stats")
-    def stats(hours: int = Query(24, ge=1, le=24 * 31, description="Window, in hours back from now.")) -> dict[str, Any]:
+    def stats(hours: int = Query(24, ge=1, le=24 * 31, description="The current clock hour and the N - 1 before it.")) -> dict[str, Any]:
         return _stats(store, hours)
 
     return app
