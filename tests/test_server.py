@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -196,6 +197,40 @@ def test_pipeline_failures_are_json_not_tracebacks(fake_client):
                  422, "cannot process image")
     assert_error(fake_client(pipeline=FakePipeline(RuntimeError("surprise"))).post("/v1/detect", content=png_bytes()),
                  500, "internal error", "RuntimeError")
+
+
+class BlockingPipeline(FakePipeline):
+    """Holds every photo until ``release`` is set."""
+
+    def __init__(self):
+        super().__init__()
+        self.release = threading.Event()
+
+    def __call__(self, image, timer=None):
+        self.calls += 1
+        assert self.release.wait(20)
+        return Faces.empty().with_(probs=np.zeros((0, 3), np.float32))
+
+
+def test_busy_server_refuses_extra_photos_and_keeps_answering(fake_client):
+    pipeline = BlockingPipeline()
+    client = fake_client(pipeline=pipeline, max_concurrent=1, max_pending=1)
+    first: list = []
+    worker = threading.Thread(target=lambda: first.append(client.post("/v1/detect", content=png_bytes())))
+    worker.start()
+    try:
+        deadline = time.monotonic() + 10
+        while pipeline.calls == 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert_error(client.post("/v1/detect", content=png_bytes()), 503, "busy")
+        assert client.get("/v1/health").status_code == 200  # not blocked by the photo in progress
+        assert client.get("/v1/events").status_code == 200
+    finally:
+        pipeline.release.set()
+        worker.join(20)
+    assert first[0].status_code == 200 and first[0].json()["faces"] == []
+    assert client.post("/v1/detect", content=png_bytes()).status_code == 200  # the slot is free again
 
 
 def test_api_key_guards_detect_only(fake_client):

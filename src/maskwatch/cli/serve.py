@@ -25,6 +25,8 @@ def serve(
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads per inference (default: all)."),
     max_upload_mb: float = typer.Option(20.0, "--max-upload-mb", min=0.01, help="Refuse uploads larger than this many MiB."),
     max_pixels: int = typer.Option(64_000_000, "--max-pixels", min=1, help="Refuse images larger than this many pixels."),
+    max_pending: int = typer.Option(16, "--max-pending", min=1,
+                                    help="Photos in progress or waiting before /v1/detect answers 503 busy."),
     api_key: Optional[str] = typer.Option(None, "--api-key", envvar="MASKWATCH_API_KEY",
                                           help="Require this key in the X-API-Key header of POST /v1/detect ($MASKWATCH_API_KEY)."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level: critical, error, warning, info, debug."),
@@ -35,7 +37,7 @@ def serve(
     """
     need_extra("fastapi", "server")
     need_extra("uvicorn", "server")
-    need_extra("multipart", "server")
+    need_extra("python_multipart", "server")
     import cv2
     import uvicorn
 
@@ -47,7 +49,8 @@ def serve(
         warn(f"listening on {host} without --api-key: anyone who can reach this port can use the API")
     with user_errors():
         app = create_app(db=db, snapshot_dir=snapshot_dir, detector=detector, min_score=min_score, threads=threads,
-                         max_upload_bytes=int(max_upload_mb * 2**20), max_pixels=max_pixels, api_key=api_key)
+                         max_upload_bytes=int(max_upload_mb * 2**20), max_pixels=max_pixels, api_key=api_key,
+                         max_pending=max_pending)
     err_console.print(f"dashboard: http://{host}:{port}/   API docs: http://{host}:{port}/docs", highlight=False)
     try:
         uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import secrets
 import threading
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Iterator, Literal
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -57,6 +59,7 @@ def create_app(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     api_key: str | None = None,
     max_concurrent: int = 1,
+    max_pending: int = 16,
 ) -> FastAPI:
     """Build the application. The pipeline (``build_pipeline(detector, min_score, threads)`` unless
     one is given) and the event store (``db``: URL or SQLite path, default as for ``maskwatch
@@ -64,7 +67,9 @@ def create_app(
 
     ``snapshot_dir``: the only folder snapshot files are served from. ``api_key``: when set,
     ``POST /v1/detect`` needs it in the ``X-API-Key`` header. ``max_concurrent``: inferences run at
-    once (each already uses ``threads`` cores); further requests wait their turn.
+    once (each already uses ``threads`` cores); further photos wait their turn in a queue of their own
+    (the event and dashboard endpoints stay responsive), and beyond ``max_pending`` photos in
+    progress or waiting the answer is 503 "busy".
     """
     from ..registry import sha256_of
     from ..store import EventStore
@@ -75,14 +80,21 @@ def create_app(
         pipeline = build_pipeline(detector, min_score=min_score, threads=threads)
     store = EventStore(db)
     snapshot_root = Path(snapshot_dir if snapshot_dir is not None else default_snapshot_dir()).expanduser().resolve()
-    inference_slots = threading.BoundedSemaphore(max(1, max_concurrent))
+    detect_pool = ThreadPoolExecutor(max(1, max_concurrent), thread_name_prefix="maskwatch-detect")
+    pending = _PendingPhotos()
     started = time.monotonic()
     classifier_path = getattr(getattr(pipeline, "classifier", None), "path", None)
     classifier_sha = sha256_of(classifier_path) if classifier_path and Path(classifier_path).is_file() else None
     detector_obj = getattr(pipeline, "detector", None)
     dashboard_html = (STATIC_DIR / "dashboard.html").read_text(encoding="utf-8")
 
-    app = FastAPI(title="MaskWatch", version=__version__,
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> Any:
+        yield
+        detect_pool.shutdown(wait=False, cancel_futures=True)
+        store.close()
+
+    app = FastAPI(title="MaskWatch", version=__version__, lifespan=lifespan,
                   description="Face-mask detection on photos and the events recorded by `maskwatch watch`.")
     app.state.store = store
     app.state.pipeline = pipeline
@@ -111,29 +123,28 @@ def create_app(
 
         from ..draw import annotate as draw_faces
 
-        with inference_slots:
-            timer = StageTimer()
-            t0 = time.perf_counter()
-            try:
-                image = decode_image_bytes(data, name, max_pixels)
-            except ImageTooLargeError as exc:
-                raise ApiError(413, "image too large", str(exc)) from None
-            except InputError as exc:
-                raise ApiError(400, "not a readable image", str(exc)) from None
-            timer.add("decode", t0)
-            try:
-                faces = pipeline(image, timer)
-                if min_score_ is not None:
-                    faces = faces[faces.scores >= min_score_]
-                if annotate:
-                    t1 = time.perf_counter()
-                    ok, jpeg = cv2.imencode(".jpg", draw_faces(image, faces), [cv2.IMWRITE_JPEG_QUALITY, 90])
-                    if not ok:
-                        raise ApiError(500, "encoding failed", "could not encode the annotated image")
-                    timer.add("draw", t1)
-            except (MemoryError, cv2.error) as exc:
-                raise ApiError(422, "cannot process image",
-                               f"{name}: {type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}") from None
+        timer = StageTimer()
+        t0 = time.perf_counter()
+        try:
+            image = decode_image_bytes(data, name, max_pixels)
+        except ImageTooLargeError as exc:
+            raise ApiError(413, "image too large", str(exc)) from None
+        except InputError as exc:
+            raise ApiError(400, "not a readable image", str(exc)) from None
+        timer.add("decode", t0)
+        try:
+            faces = pipeline(image, timer)
+            if min_score_ is not None:
+                faces = faces[faces.scores >= min_score_]
+            if annotate:
+                t1 = time.perf_counter()
+                ok, jpeg = cv2.imencode(".jpg", draw_faces(image, faces), [cv2.IMWRITE_JPEG_QUALITY, 90])
+                if not ok:
+                    raise ApiError(500, "encoding failed", "could not encode the annotated image")
+                timer.add("draw", t1)
+        except (MemoryError, cv2.error) as exc:
+            last_line = (str(exc).strip().splitlines() or [""])[-1]
+            raise ApiError(422, "cannot process image", f"{name}: {type(exc).__name__}: {last_line}") from None
         timings = {k: round(v, 2) for k, v in timer.ms.items()}
         timings["total"] = round((time.perf_counter() - t0) * 1000, 2)
         records = faces.to_records()
@@ -156,7 +167,9 @@ def create_app(
         """Faces and mask states in one image: a multipart upload (field ``image``) or the raw image as the body."""
         _check_api_key(request, api_key)
         data, name = await _uploaded_image(request, max_upload_bytes)
-        return await run_in_threadpool(run_detection, data, name, min_score, annotate)
+        with pending.slot(max_pending):
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(detect_pool, run_detection, data, name, min_score, annotate)
 
     @app.get("/v1/events")
     def events(
@@ -219,7 +232,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         from http import HTTPStatus
 
-        phrase = HTTPStatus(exc.status_code).phrase.lower() if exc.status_code in HTTPStatus._value2member_map_ else "error"
+        try:
+            phrase = HTTPStatus(exc.status_code).phrase.lower()
+        except ValueError:
+            phrase = "error"
         return body(exc.status_code, phrase, str(exc.detail))
 
     @app.exception_handler(RequestValidationError)
@@ -325,3 +341,23 @@ def _safe_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # an unparsable URL already failed to open; never leak it
         return "<unparsable>"
+
+
+class _PendingPhotos:
+    """Photos in progress or waiting; over the limit the request is refused at once (503)."""
+
+    def __init__(self) -> None:
+        self.value = 0
+        self.lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def slot(self, limit: int) -> Iterator[None]:
+        with self.lock:
+            if self.value >= limit:
+                raise ApiError(503, "busy", f"{self.value} photos are being processed or waiting; try again shortly")
+            self.value += 1
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.value -= 1
