@@ -204,9 +204,11 @@ def create_app(
         if not ev.snapshot:
             raise ApiError(404, "no snapshot", f"event {event_id} has no snapshot")
         path = Path(ev.snapshot).expanduser().resolve()
-        if not path.is_relative_to(snapshot_root) or path.suffix.lower() not in SNAPSHOT_TYPES:
+        if not path.is_relative_to(snapshot_root):
             raise ApiError(403, "snapshot outside the snapshot folder",
                            f"event {event_id}: refusing to serve a file outside {snapshot_root}")
+        if path.suffix.lower() not in SNAPSHOT_TYPES:
+            raise ApiError(403, "not an image snapshot", f"event {event_id}: only {', '.join(SNAPSHOT_TYPES)} files are served")
         if not path.is_file():
             raise ApiError(404, "snapshot file missing", f"event {event_id}: the snapshot was deleted (retention) or moved")
         return FileResponse(path, media_type=SNAPSHOT_TYPES[path.suffix.lower()])
