@@ -336,6 +336,15 @@ def test_serve_help_and_missing_extra(monkeypatch):
     assert "Traceback" not in result.output
 
 
+def test_serve_port_in_use_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("MASKWATCH_DB", str(tmp_path / "events.db"))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        result = CliRunner().invoke(cli_app, ["serve", "--port", str(busy.getsockname()[1])])
+    assert result.exit_code == 2 and "cannot listen on 127.0.0.1" in result.output and "in use" in result.output
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

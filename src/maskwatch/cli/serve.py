@@ -47,12 +47,27 @@ def serve(
         cv2.setNumThreads(threads)
     if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
         warn(f"listening on {host} without --api-key: anyone who can reach this port can use the API")
+    _check_port_free(host, port)
     with user_errors():
         app = create_app(db=db, snapshot_dir=snapshot_dir, detector=detector, min_score=min_score, threads=threads,
                          max_upload_bytes=int(max_upload_mb * 2**20), max_pixels=max_pixels, api_key=api_key,
                          max_pending=max_pending)
     err_console.print(f"dashboard: http://{host}:{port}/   API docs: http://{host}:{port}/docs", highlight=False)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Fail in one line, before the models load, when the address cannot be bound."""
+    import socket
+
     try:
-        uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
-    except OSError as exc:
-        raise fail(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise fail(f"--host {host}: cannot resolve ({exc.strerror or exc})") from None
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise fail(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
