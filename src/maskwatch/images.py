@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -19,6 +20,10 @@ DEFAULT_MAX_PIXELS = 64_000_000
 # read_image checks ``max_pixels`` itself from the header, before decoding, and names the size;
 # Pillow's own guard would raise first with a vaguer message.
 Image.MAX_IMAGE_PIXELS = None
+
+
+class ImageTooLargeError(InputError):
+    """The image is decodable but over the pixel limit (the server answers 413 for it)."""
 
 
 def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -38,12 +43,24 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
         raise InputError(path, "is a directory, not an image")
     if size == 0:
         raise InputError(path, "empty file (0 bytes)")
+    return _decode(path, path, max_pixels, lambda: path.read_bytes()[:512])
+
+
+def decode_image_bytes(data: bytes, name: str = "<upload>", max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Like :func:`read_image` for an image already in memory (an upload); ``name`` goes in the errors."""
+    if not data:
+        raise InputError(name, "empty file (0 bytes)")
+    return _decode(io.BytesIO(data), name, max_pixels, lambda: data[:512])
+
+
+def _decode(source: Path | io.BytesIO, name: object, max_pixels: int, head: Callable[[], bytes]) -> np.ndarray:
+    """The checks and conversions shared by files and in-memory images."""
     try:
-        with Image.open(path) as img:
+        with Image.open(source) as img:
             width, height = img.size
             if width * height > max_pixels:
-                raise InputError(
-                    path,
+                raise ImageTooLargeError(
+                    name,
                     f"image too large: {width}x{height} = {width * height / 1e6:.0f} MP "
                     f"exceeds the limit of {max_pixels / 1e6:.0f} MP (raise it with --max-pixels)",
                 )
@@ -52,13 +69,13 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
     except InputError:
         raise
     except PermissionError:
-        raise InputError(path, "permission denied") from None
+        raise InputError(name, "permission denied") from None
     except UnidentifiedImageError:
-        raise InputError(path, f"not an image file ({_sniff(path)})") from None
+        raise InputError(name, f"not an image file ({_sniff(head)})") from None
     except Image.DecompressionBombError:
-        raise InputError(path, "image too large (decompression bomb guard)") from None
+        raise ImageTooLargeError(name, "image too large (decompression bomb guard)") from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise InputError(path, f"truncated or corrupt image data ({exc})") from None
+        raise InputError(name, f"truncated or corrupt image data ({exc})") from None
 
 
 def pil_to_bgr(img: Image.Image) -> np.ndarray:
@@ -77,12 +94,13 @@ def pil_to_bgr(img: Image.Image) -> np.ndarray:
     return np.ascontiguousarray(rgb[:, :, ::-1])
 
 
-def _sniff(path: Path) -> str:
+def _sniff(head: Callable[[], bytes]) -> str:
+    """What the first bytes of a non-image look like, for the error message."""
     try:
-        head = path.read_bytes()[:512]
+        start = head()
     except OSError:
         return "unreadable"
-    if head and all(32 <= b < 127 or b in (9, 10, 13) for b in head):
+    if start and all(32 <= b < 127 or b in (9, 10, 13) for b in start):
         return "looks like a text file"
     return "unknown format"
 

@@ -12,7 +12,10 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def fail(message: str, code: int = 2) -> "typer.Exit":
-    err_console.print(f"[red]error:[/red] {message}", markup=True, soft_wrap=True)
+    from rich.markup import escape
+
+    # escaped: messages carry paths and "maskwatch[extra]" that rich would take for markup
+    err_console.print(f"[red]error:[/red] {escape(message)}", markup=True, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -31,7 +34,9 @@ def user_errors() -> Iterator[None]:
 
 
 def warn(message: str) -> None:
-    err_console.print(f"[yellow]warning:[/yellow] {message}", markup=True, soft_wrap=True, highlight=False)
+    from rich.markup import escape
+
+    err_console.print(f"[yellow]warning:[/yellow] {escape(message)}", markup=True, soft_wrap=True, highlight=False)
 
 
 def need_extra(module: str, extra: str) -> None:

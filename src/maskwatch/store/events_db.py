@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from sqlalchemy import JSON, DateTime, Float, Integer, String, create_engine, event, select
+from sqlalchemy import JSON, DateTime, Float, Integer, String, and_, create_engine, event, or_, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
@@ -111,9 +111,8 @@ def default_db_url() -> str:
 
 
 def as_db_url(value: str | None) -> str:
-    """Accept a SQLAlchemy URL or a plain file path (taken as SQLite)."""
-    if not value:
-        return default_db_url()
+    """Accept a SQLAlchemy URL or a plain file path (taken as SQLite); ``$MASKWATCH_DB`` may be either."""
+    value = value or default_db_url()
     return value if "://" in value else f"sqlite:///{Path(value).expanduser().resolve()}"
 
 
@@ -169,8 +168,15 @@ class EventStore:
         return True
 
     def query(self, types: list[str] | None = None, since: datetime | None = None,
-              track_id: int | None = None, source: str | None = None, limit: int | None = None) -> list[Event]:
-        stmt = select(EventRow).order_by(EventRow.id)
+              track_id: int | None = None, source: str | None = None, limit: int | None = None,
+              camera: str | None = None, after_id: int | None = None, newest_first: bool = False) -> list[Event]:
+        """Events matching every filter given, oldest first (``newest_first``: the latest ``limit``).
+
+        ``camera`` matches the camera name; events recorded without one match on their source.
+        ``after_id`` keeps only events stored after that one (for polling).
+        """
+        order = EventRow.id.desc() if newest_first else EventRow.id
+        stmt = select(EventRow).order_by(order)
         if types:
             stmt = stmt.where(EventRow.type.in_(types))
         if since is not None:
@@ -179,10 +185,19 @@ class EventStore:
             stmt = stmt.where(EventRow.track_id == track_id)
         if source is not None:
             stmt = stmt.where(EventRow.source == source)
+        if camera is not None:
+            stmt = stmt.where(or_(EventRow.camera == camera, and_(EventRow.camera.is_(None), EventRow.source == camera)))
+        if after_id is not None:
+            stmt = stmt.where(EventRow.id > after_id)
         if limit:
             stmt = stmt.limit(limit)
         with Session(self.engine) as session:
             return [row.to_event() for row in session.scalars(stmt)]
+
+    def get(self, event_id: int) -> Event | None:
+        with Session(self.engine) as session:
+            row = session.get(EventRow, event_id)
+            return None if row is None else row.to_event()
 
     def __iter__(self) -> Iterator[Event]:
         return iter(self.query())

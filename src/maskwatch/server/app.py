@@ -1,0 +1,365 @@
+"""The FastAPI application: detection on uploads, the event store, statistics and the dashboard."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator, Literal
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .. import __version__
+from ..errors import InputError, MaskWatchError
+from ..images import DEFAULT_MAX_PIXELS, ImageTooLargeError, decode_image_bytes
+from ..pipeline import StageTimer
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+DEFAULT_MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+SNAPSHOT_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp"}
+#: room for the multipart envelope around an upload of the largest allowed size
+MULTIPART_SLACK = 64 * 1024
+
+
+class ApiError(Exception):
+    """An answer other than 2xx, sent as ``{"error": ..., "detail": ...}``."""
+
+    def __init__(self, status: int, error: str, detail: str = ""):
+        super().__init__(f"{error}: {detail}")
+        self.status, self.error, self.detail = status, error, detail
+
+
+def default_snapshot_dir() -> Path:
+    """Where ``maskwatch watch`` writes snapshots unless told otherwise."""
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("maskwatch")) / "snapshots"
+
+
+def create_app(
+    pipeline: Callable[..., Any] | None = None,
+    db: str | None = None,
+    snapshot_dir: str | os.PathLike | None = None,
+    detector: str = "centerface",
+    min_score: float | None = None,
+    threads: int | None = None,
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    api_key: str | None = None,
+    max_concurrent: int = 1,
+    max_pending: int = 16,
+) -> FastAPI:
+    """Build the application. The pipeline (``build_pipeline(detector, min_score, threads)`` unless
+    one is given) and the event store (``db``: URL or SQLite path, default as for ``maskwatch
+    events``) are opened here, once, and shared by all requests.
+
+    ``snapshot_dir``: the only folder snapshot files are served from. ``api_key``: when set,
+    ``POST /v1/detect`` needs it in the ``X-API-Key`` header. ``max_concurrent``: inferences run at
+    once (each already uses ``threads`` cores); further photos wait their turn in a queue of their own
+    (the event and dashboard endpoints stay responsive), and beyond ``max_pending`` photos in
+    progress or waiting the answer is 503 "busy".
+    """
+    from ..registry import sha256_of
+    from ..store import EventStore
+
+    if pipeline is None:
+        from ..pipeline import build_pipeline
+
+        pipeline = build_pipeline(detector, min_score=min_score, threads=threads)
+    store = EventStore(db)
+    snapshot_root = Path(snapshot_dir if snapshot_dir is not None else default_snapshot_dir()).expanduser().resolve()
+    detect_pool = ThreadPoolExecutor(max(1, max_concurrent), thread_name_prefix="maskwatch-detect")
+    pending = _PendingPhotos()
+    started = time.monotonic()
+    classifier_path = getattr(getattr(pipeline, "classifier", None), "path", None)
+    classifier_sha = sha256_of(classifier_path) if classifier_path and Path(classifier_path).is_file() else None
+    detector_obj = getattr(pipeline, "detector", None)
+    dashboard_html = (STATIC_DIR / "dashboard.html").read_text(encoding="utf-8")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> Any:
+        yield
+        detect_pool.shutdown(wait=False, cancel_futures=True)
+        store.close()
+
+    app = FastAPI(title="MaskWatch", version=__version__, lifespan=lifespan,
+                  description="Face-mask detection on photos and the events recorded by `maskwatch watch`.")
+    app.state.store = store
+    app.state.pipeline = pipeline
+    _install_error_handlers(app)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def dashboard() -> HTMLResponse:
+        return HTMLResponse(dashboard_html)
+
+    @app.get("/v1/health")
+    def health() -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "version": __version__,
+            "detector": {"name": getattr(detector_obj, "name", type(detector_obj).__name__),
+                         "min_score": getattr(detector_obj, "min_score", None)},
+            "classifier": {"path": None if classifier_path is None else str(classifier_path), "sha256": classifier_sha},
+            "uptime_s": round(time.monotonic() - started, 1),
+            "api_key_required": bool(api_key),
+            "max_upload_bytes": max_upload_bytes,
+            "events_db": _safe_url(store.url),
+        }
+
+    def run_detection(data: bytes, name: str, min_score_: float | None, annotate: bool) -> Response:
+        import cv2
+
+        from ..draw import annotate as draw_faces
+
+        timer = StageTimer()
+        t0 = time.perf_counter()
+        try:
+            image = decode_image_bytes(data, name, max_pixels)
+        except ImageTooLargeError as exc:
+            raise ApiError(413, "image too large", str(exc)) from None
+        except InputError as exc:
+            raise ApiError(400, "not a readable image", str(exc)) from None
+        timer.add("decode", t0)
+        try:
+            faces = pipeline(image, timer)
+            if min_score_ is not None:
+                faces = faces[faces.scores >= min_score_]
+            if annotate:
+                t1 = time.perf_counter()
+                ok, jpeg = cv2.imencode(".jpg", draw_faces(image, faces), [cv2.IMWRITE_JPEG_QUALITY, 90])
+                if not ok:
+                    raise ApiError(500, "encoding failed", "could not encode the annotated image")
+                timer.add("draw", t1)
+        except (MemoryError, cv2.error) as exc:
+            last_line = (str(exc).strip().splitlines() or [""])[-1]
+            raise ApiError(422, "cannot process image", f"{name}: {type(exc).__name__}: {last_line}") from None
+        timings = {k: round(v, 2) for k, v in timer.ms.items()}
+        timings["total"] = round((time.perf_counter() - t0) * 1000, 2)
+        records = faces.to_records()
+        if annotate:
+            return Response(jpeg.tobytes(), media_type="image/jpeg", headers={
+                "X-MaskWatch-Counts": json.dumps(faces.counts(), separators=(",", ":")),
+                "X-MaskWatch-Faces": json.dumps(records, separators=(",", ":")),
+                "X-MaskWatch-Timings": json.dumps(timings, separators=(",", ":")),
+            })
+        return JSONResponse({"image": {"width": int(image.shape[1]), "height": int(image.shape[0])},
+                             "faces": records, "counts": faces.counts(), "timings_ms": timings})
+
+    @app.post("/v1/detect", responses={200: {"content": {"image/jpeg": {}}}})
+    async def detect(
+        request: Request,
+        min_score: float | None = Query(None, ge=0.0, le=1.0, description="Drop faces scored below this "
+                                        "(can only raise the server's own --min-score)."),
+        annotate: bool = Query(False, description="Answer with the annotated JPEG instead of JSON."),
+    ) -> Response:
+        """Faces and mask states in one image: a multipart upload (field ``image``) or the raw image as the body."""
+        _check_api_key(request, api_key)
+        data, name = await _uploaded_image(request, max_upload_bytes)
+        with pending.slot(max_pending):
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(detect_pool, run_detection, data, name, min_score, annotate)
+
+    @app.get("/v1/events")
+    def events(
+        types: list[str] | None = Query(None, alias="type", description="Event types (repeatable)."),
+        since: str | None = Query(None, description="ISO time (naive = UTC) or a duration back from now: 30m, 2h, 7d."),
+        track_id: int | None = None,
+        source: str | None = None,
+        camera: str | None = Query(None, description="Camera name (events without one match on their source)."),
+        after_id: int | None = Query(None, description="Only events stored after this id (for polling)."),
+        limit: int = Query(100, ge=1, le=1000),
+        order: Literal["newest", "oldest"] = "newest",
+    ) -> dict[str, Any]:
+        from ..cli.events import parse_since
+        from ..store import EVENT_TYPES
+
+        for name in types or []:
+            if name not in EVENT_TYPES:
+                raise ApiError(400, "unknown event type", f"{name!r}: expected one of {', '.join(EVENT_TYPES)}")
+        try:
+            when = parse_since(since) if since else None
+        except MaskWatchError as exc:
+            raise ApiError(400, "bad since", str(exc).replace("--since", "since")) from None
+        found = _db(store.query, types=types, since=when, track_id=track_id, source=source, camera=camera,
+                       after_id=after_id, limit=limit, newest_first=order == "newest")
+        return {"count": len(found), "events": [_event_json(ev) for ev in found]}
+
+    @app.get("/v1/events/{event_id}/snapshot")
+    def snapshot(event_id: int) -> FileResponse:
+        ev = _db(store.get, event_id)
+        if ev is None:
+            raise ApiError(404, "no such event", f"event {event_id} does not exist")
+        if not ev.snapshot:
+            raise ApiError(404, "no snapshot", f"event {event_id} has no snapshot")
+        path = Path(ev.snapshot).expanduser().resolve()
+        if not path.is_relative_to(snapshot_root):
+            raise ApiError(403, "snapshot outside the snapshot folder",
+                           f"event {event_id}: refusing to serve a file outside {snapshot_root}")
+        if path.suffix.lower() not in SNAPSHOT_TYPES:
+            raise ApiError(403, "not an image snapshot", f"event {event_id}: only {', '.join(SNAPSHOT_TYPES)} files are served")
+        if not path.is_file():
+            raise ApiError(404, "snapshot file missing", f"event {event_id}: the snapshot was deleted (retention) or moved")
+        return FileResponse(path, media_type=SNAPSHOT_TYPES[path.suffix.lower()])
+
+    @app.get("/v1/stats")
+    def stats(hours: int = Query(24, ge=1, le=24 * 31, description="The current clock hour and the N - 1 before it.")) -> dict[str, Any]:
+        return _stats(store, hours)
+
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    """Every error leaves as ``{"error": ..., "detail": ...}`` JSON, never as a traceback."""
+
+    def body(status: int, error: str, detail: str) -> JSONResponse:
+        return JSONResponse({"error": error, "detail": detail}, status_code=status)
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        return body(exc.status, exc.error, exc.detail)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        from http import HTTPStatus
+
+        try:
+            phrase = HTTPStatus(exc.status_code).phrase.lower()
+        except ValueError:
+            phrase = "error"
+        return body(exc.status_code, phrase, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [f"{'.'.join(str(p) for p in e.get('loc', ()) if p not in ('query', 'path', 'body'))}: {e.get('msg')}"
+                    for e in exc.errors()]
+        return body(422, "invalid request", "; ".join(problems))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        return body(500, "internal error", f"{type(exc).__name__}: {exc}")
+
+
+def _check_api_key(request: Request, api_key: str | None) -> None:
+    if not api_key:
+        return
+    given = request.headers.get("x-api-key", "")
+    if not secrets.compare_digest(given.encode(), api_key.encode()):
+        raise ApiError(401, "missing or wrong API key", "send the key in the X-API-Key header")
+
+
+async def _uploaded_image(request: Request, max_bytes: int) -> tuple[bytes, str]:
+    """The image bytes and a name for messages, from a multipart form (field ``image``) or the raw body.
+
+    The body is read with a running byte count, so an upload over the limit is refused without
+    being held in memory whole, whether or not it declared its length."""
+    is_form = request.headers.get("content-type", "").startswith("multipart/form-data")
+    limit = max_bytes + (MULTIPART_SLACK if is_form else 0)
+    too_large = ApiError(413, "upload too large", f"the limit is {max_bytes / 2**20:g} MiB (--max-upload-mb)")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks, total = [], 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise too_large
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    if not is_form:
+        return body, "upload"
+
+    async def replay() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    form = await Request(request.scope, replay).form(max_files=4, max_fields=16)
+    upload = form.get("image")
+    if not isinstance(upload, UploadFile):
+        upload = next((v for v in form.values() if isinstance(v, UploadFile)), None)
+    if upload is None:
+        raise ApiError(400, "no image in the form", "send the photo as the file field 'image' (or as the raw body)")
+    data = await upload.read()
+    if len(data) > max_bytes:
+        raise too_large
+    return data, upload.filename or "upload"
+
+
+def _db(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """A store call; a database that fails answers 503."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        return call(*args, **kwargs)
+    except SQLAlchemyError as exc:
+        raise ApiError(503, "event database unavailable", f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+
+
+def _event_json(ev: Any) -> dict[str, Any]:
+    out = ev.to_dict()
+    out["snapshot_url"] = f"/v1/events/{ev.id}/snapshot" if ev.snapshot else None
+    return out
+
+
+def _stats(store: Any, hours: int) -> dict[str, Any]:
+    """Counts per type, per camera (its source when it has no name) and per clock hour, oldest first,
+    over the current hour and the ``hours - 1`` before it."""
+    from ..store import EVENT_TYPES
+
+    first_hour = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
+    found = _db(store.query, since=first_hour)
+    by_type = {name: 0 for name in EVENT_TYPES}
+    by_camera: Counter = Counter()
+    per_hour: Counter = Counter()
+    for ev in found:
+        by_type[ev.type] = by_type.get(ev.type, 0) + 1
+        by_camera[ev.camera or ev.source] += 1
+        per_hour[int((ev.time - first_hour).total_seconds() // 3600)] += 1
+    return {
+        "window_hours": hours,
+        "since": first_hour.isoformat(),
+        "total": len(found),
+        "by_type": by_type,
+        "by_camera": dict(by_camera.most_common()),
+        "by_hour": [{"hour": (first_hour + timedelta(hours=i)).isoformat(), "count": per_hour.get(i, 0)}
+                    for i in range(hours)],
+    }
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL already failed to open; never leak it
+        return "<unparsable>"
+
+
+class _PendingPhotos:
+    """Photos in progress or waiting; over the limit the request is refused at once (503)."""
+
+    def __init__(self) -> None:
+        self.value = 0
+        self.lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def slot(self, limit: int) -> Iterator[None]:
+        with self.lock:
+            if self.value >= limit:
+                raise ApiError(503, "busy", f"{self.value} photos are being processed or waiting; try again shortly")
+            self.value += 1
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.value -= 1
