@@ -133,3 +133,81 @@ def test_scene_faces_used_for_synthesis_are_dropped_from_unmasked(tiny_sets):
     kept, dropped = drop_source_faces(faces, [(str(im.path.resolve()), box)])
     assert dropped == 1 and len(kept.labels) == n - 1
     assert f"{im.path}#{target}" not in kept.origins
+
+
+def test_label_corrections_relabel_and_drop_faces(tiny_sets, tmp_path):
+    first, second = sorted((tiny_sets / "folders" / "with_mask").glob("*.jpg"))[:2]
+    fixes = tmp_path / "fixes.csv"
+    fixes.write_text(f"# comment\nfolders/with_mask/{first.name},incorrect\nwith_mask/{second.name},drop\n"
+                     "folders/with_mask/not-there.jpg,no_mask\n")
+    out = tmp_path / "run"
+    result = _train(tiny_sets, out, "--arch", "scratch", "--epochs", "1", "--relabel", str(fixes))
+    assert result.exit_code == 0, result.output
+    manifest = {m["face"]: m["label"] for m in map(json.loads, (out / "split_manifest.jsonl").read_text().splitlines())}
+    assert manifest[str(first)] == "incorrect"
+    assert str(second) not in manifest
+    assert "1 faces relabelled, 1 left out" in result.output
+    assert "1 entries match no face" in result.output and "not-there.jpg" in result.output
+
+
+@pytest.mark.parametrize("line, problem", [("a.jpg,maybe", "'maybe' is not one of"), ("just-a-path.jpg", "expected PATH,LABEL")])
+def test_bad_label_correction_file_names_file_and_line(tmp_path, line, problem):
+    from maskwatch.data.labels import read_relabels
+    from maskwatch.errors import DatasetError
+
+    path = tmp_path / "fixes.csv"
+    path.write_text(f"ok.jpg,mask\n{line}\n")
+    with pytest.raises(DatasetError, match=rf"fixes.csv:2: {problem}"):
+        read_relabels(path)
+
+
+def test_label_corrections_match_whole_path_parts():
+    from maskwatch.train.data import FaceSet, apply_relabels
+
+    origins = ["/d/set/a/b.jpg", "/d/set/a/ab.jpg", "/d/other/xa/b.jpg", "/d/scene.jpg#0", "/d/scene.jpg#1"]
+    n = len(origins)
+    faces = FaceSet(np.zeros((n, 4, 4, 3), np.uint8), np.zeros(n, np.int64), np.array(["train"] * n),
+                    np.ones(n, np.float32), origins, np.array(["s"] * n))
+    notes = []
+    out = apply_relabels(faces, {"a/b.jpg": "incorrect", "scene.jpg#1": "drop"}, notes.append)
+    assert out.origins == origins[:4]
+    assert out.labels.tolist() == [2, 0, 0, 0]  # "ab.jpg" and ".../xa/b.jpg" are not "a/b.jpg"
+
+
+def test_lowres_augmentation_removes_fine_detail():
+    import torch
+
+    from maskwatch.train.loop import augment
+
+    batch = torch.rand(32, 3, 128, 128, generator=torch.Generator().manual_seed(1)) * 255
+
+    def detail(x):  # share of the signal in pixel-to-pixel differences
+        return float((x[..., 1:] - x[..., :-1]).abs().mean() / x.std())
+
+    sharp = augment(batch, torch.Generator().manual_seed(0), lowres=0.0)
+    shrunk = augment(batch, torch.Generator().manual_seed(0), lowres=1.0)
+    assert sharp.shape == shrunk.shape == (32, 3, 96, 96)
+    assert detail(shrunk) < 0.5 * detail(sharp)
+
+
+def test_runs_sharing_a_split_export_as_one_flip_averaged_model(tiny_sets, tmp_path):
+    import onnx
+
+    from maskwatch.classifier import MaskClassifier
+
+    runs = [tmp_path / "s0", tmp_path / "s1", tmp_path / "other-split"]
+    for run, seeds in zip(runs, (["--seed", "0"], ["--seed", "1", "--split-seed", "0"], ["--seed", "1"])):
+        assert _train(tiny_sets, run, "--arch", "scratch", "--epochs", "1", *seeds).exit_code == 0
+    out = tmp_path / "ensemble.onnx"
+    result = runner.invoke(app, ["export-classifier", str(runs[0]), str(runs[1]), "--flip", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output.strip().splitlines()[-1])["onnx_max_abs_diff"] < 1e-4
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert meta["members"] == "2" and meta["flip_averaged"] == "true"
+    crops = np.random.default_rng(0).integers(0, 256, (4, 96, 96, 3), dtype=np.uint8)
+    clf = MaskClassifier(str(out))
+    assert np.allclose(clf.predict_crops(crops), clf.predict_crops(crops[:, :, ::-1].copy()), atol=1e-5)
+    single = MaskClassifier(str(runs[0] / "mask_classifier.onnx"))
+    assert not np.allclose(single.predict_crops(crops), single.predict_crops(crops[:, :, ::-1].copy()), atol=1e-5)
+    refused = runner.invoke(app, ["export-classifier", str(runs[0]), str(runs[2]), "--out", str(tmp_path / "x.onnx")])
+    assert refused.exit_code != 0 and "split_manifest" in refused.output

@@ -57,3 +57,36 @@ def parse_label_map(text: str | None) -> dict[str, str]:
             raise ValueError(f"label map entry '{part}': '{dst}' is not one of {', '.join(LABELS)}")
         out[src] = dst
     return out
+
+
+#: the extra verdict a label-correction file may give: leave the face out
+DROP = "drop"
+
+
+def read_relabels(path) -> dict[str, str]:
+    """Read a label-correction file: ``PATH,LABEL`` per line, ``#`` comments.
+
+    ``PATH`` is matched against the end of a face's image path (``IMAGE#BOX`` for a VOC face);
+    ``LABEL`` is one of LABELS or ``drop``. Raises DatasetError naming the file and line.
+    """
+    from pathlib import Path
+
+    from ..errors import DatasetError
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{path}: cannot read label corrections: {exc}") from None
+    fixes: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, label = (p.strip() for p in line.rpartition(","))
+        if not sep or not key:
+            raise DatasetError(f"{path}:{number}: expected PATH,LABEL, got '{line}'")
+        if label not in LABELS and label != DROP:
+            raise DatasetError(f"{path}:{number}: '{label}' is not one of {', '.join(LABELS)} or {DROP}")
+        fixes[key.replace("\\", "/")] = label
+    return fixes

@@ -273,6 +273,40 @@ def _crop_face_images(items: list[tuple], spec: SourceSpec, seed: int, warn, det
                    np.full(n, spec.weight, np.float32), origins, np.full(n, f"{spec.kind}:{spec.path.name}"))
 
 
+def apply_relabels(faces: FaceSet, fixes: dict[str, str], warn) -> FaceSet:
+    """Faces with corrected labels (``fixes`` from ``data.labels.read_relabels``); ``drop`` removes a face.
+
+    Each key is matched against the end of a face's origin at a path boundary; keys that match
+    nothing are reported, since a stale correction file would otherwise fail silently.
+    """
+    from ..data.labels import DROP
+
+    if not fixes:
+        return faces
+    by_name: dict[str, list[int]] = {}
+    for i, origin in enumerate(faces.origins):
+        by_name.setdefault(origin.replace("\\", "/").rsplit("/", 1)[-1], []).append(i)
+    labels, keep = faces.labels.copy(), np.ones(len(faces.labels), bool)
+    unmatched, changed, dropped = [], 0, 0
+    for key, label in fixes.items():
+        hits = [i for i in by_name.get(key.rsplit("/", 1)[-1], [])
+                if ("/" + faces.origins[i].replace("\\", "/")).endswith("/" + key.lstrip("/"))]
+        if not hits:
+            unmatched.append(key)
+        for i in hits:
+            if label == DROP:
+                keep[i] = False
+                dropped += 1
+            elif LABEL_INDEX[label] != labels[i]:
+                labels[i] = LABEL_INDEX[label]
+                changed += 1
+    warn(f"label corrections: {changed} faces relabelled, {dropped} left out")
+    if unmatched:
+        warn(f"label corrections: {len(unmatched)} entries match no face (e.g. {'; '.join(unmatched[:3])})")
+    out = FaceSet(faces.crops, labels, faces.splits, faces.weights, faces.origins, faces.sources)
+    return out.subset(keep)
+
+
 def split_keys(paths: list[str], root: Path) -> list[str]:
     """Split keys of images in a folder dataset: their paths relative to the dataset root, so the split
     does not depend on how the root was spelled on the command line."""

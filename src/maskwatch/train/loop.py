@@ -17,7 +17,7 @@ from ..classifier.crop import CROP_CONTEXT, CROP_SIZE
 from ..errors import MaskWatchError
 from ..faces import LABELS
 from .data import STORE_SIZE, FaceSet, center_crop
-from .models import WithSoftmax, backbone_parameters, build_model
+from .models import ExportedClassifier, backbone_parameters, build_model
 
 
 @dataclass
@@ -30,9 +30,11 @@ class TrainConfig:
     freeze_backbone_epochs: int = 1
     weight_decay: float = 1e-4
     label_smoothing: float = 0.05
+    lowres: float = 0.0  # share of training crops degraded to a low resolution (see augment)
     samples_per_epoch: int = 6000
     patience: int = 4
     seed: int = 0
+    split_seed: int | None = None  # seed of the train/val/test split; None: the same as ``seed``
     threads: int | None = None
     device: str = "auto"
     sources: list[str] = field(default_factory=list)
@@ -44,8 +46,15 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def augment(batch: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+#: side lengths a crop is shrunk to before being scaled back up (the face is about 2/3 of the crop side)
+LOWRES_SIDES = (20, 28, 40, 56)
+
+
+def augment(batch: torch.Tensor, gen: torch.Generator, lowres: float = 0.0) -> torch.Tensor:
     """Random framing (scale, shift, small rotation), flip, colour and greyscale on stored crops.
+
+    ``lowres`` is the share of crops shrunk to one of ``LOWRES_SIDES`` and scaled back: the folder
+    and synthetic faces are sharp web photos, while faces in venue scenes are often 15-40 px wide.
 
     ``batch`` is (N, 3, STORE_SIZE, STORE_SIZE) float 0..255; returns (N, 3, CROP_SIZE, CROP_SIZE).
     """
@@ -64,6 +73,14 @@ def augment(batch: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     theta = torch.stack([torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1)
     grid = F.affine_grid(theta, (n, 3, CROP_SIZE, CROP_SIZE), align_corners=False)
     out = F.grid_sample(batch, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    if lowres > 0:
+        shrink = torch.rand(n, generator=gen) < lowres
+        side = torch.randint(0, len(LOWRES_SIDES), (n,), generator=gen)
+        for k, s in enumerate(LOWRES_SIDES):
+            sel = torch.nonzero(shrink & (side == k)).flatten().to(dev)
+            if len(sel):
+                small = F.interpolate(out[sel], size=(s, s), mode="area")
+                out[sel] = F.interpolate(small, size=(CROP_SIZE, CROP_SIZE), mode="bilinear", align_corners=False)
     contrast = rand(0.7, 1.3)[:, None, None, None]
     brightness = rand(-30, 30)[:, None, None, None]
     mean = out.mean(dim=(1, 2, 3), keepdim=True)
@@ -193,7 +210,7 @@ def train(faces: FaceSet, run_dir: Path, config: TrainConfig, resume: bool = Fal
             loss_sum = correct = seen = 0.0
             for step in range(steps_per_epoch):
                 idx = rng.choice(len(train_set.labels), size=config.batch_size, p=sample_w)
-                x = augment(to_tensor(train_set.crops[idx]).to(device), gen)
+                x = augment(to_tensor(train_set.crops[idx]).to(device), gen, config.lowres)
                 y = torch.from_numpy(train_set.labels[idx]).to(device)
                 logits = model(x)
                 loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
@@ -260,18 +277,23 @@ def plot_history(history: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def export_onnx(model: torch.nn.Module, path: Path, metadata: dict[str, str] | None = None) -> Path:
-    """Export with a dynamic batch axis and the crop settings in the model's metadata."""
+def export_onnx(model: torch.nn.Module | list[torch.nn.Module], path: Path, metadata: dict[str, str] | None = None,
+                flip: bool = False) -> Path:
+    """Export with a dynamic batch axis and the crop settings in the model's metadata.
+
+    A list of models is exported as their average (see ``ExportedClassifier``).
+    """
     import onnx
 
-    model = WithSoftmax(model).cpu().eval()
+    members = list(model) if isinstance(model, (list, tuple)) else [model]
+    model = ExportedClassifier(members, flip).cpu().eval()
     dummy = torch.zeros(1, 3, CROP_SIZE, CROP_SIZE)
     torch.onnx.export(model, dummy, str(path), input_names=["crops"], output_names=["probs"],
                       dynamic_axes={"crops": {0: "batch"}, "probs": {0: "batch"}}, opset_version=17,
                       dynamo=False)
     proto = onnx.load(str(path))
     meta = {"crop_size": str(CROP_SIZE), "crop_context": str(CROP_CONTEXT), "labels": json.dumps(list(LABELS)),
-            "input": "RGB float32 NCHW, 0..255"}
+            "input": "RGB float32 NCHW, 0..255", "members": str(len(members)), "flip_averaged": str(flip).lower()}
     meta.update(metadata or {})
     for key, value in meta.items():
         entry = proto.metadata_props.add()

@@ -46,15 +46,25 @@ class ScratchNet(nn.Module):
         return self.head(self.features(x / 127.5 - 1.0))
 
 
-class WithSoftmax(nn.Module):
-    """What gets exported: probabilities, so ONNX users need no post-processing."""
+class ExportedClassifier(nn.Module):
+    """What gets exported: probabilities, so ONNX users need no post-processing.
 
-    def __init__(self, net: nn.Module):
+    With several nets (runs that share their held-out split) the probabilities are averaged;
+    ``flip`` also averages over the mirrored crop. Both happen inside the graph, so every user
+    of the ONNX file gets them without changing any code.
+    """
+
+    def __init__(self, nets: list[nn.Module], flip: bool = False):
         super().__init__()
-        self.net = net
+        self.nets = nn.ModuleList(nets)
+        self.flip = flip
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.net(x), dim=1)
+        n = x.shape[0]
+        views = torch.cat([x, torch.flip(x, dims=[3])]) if self.flip else x  # one pass per net over both views
+        probs = [torch.softmax(net(views), dim=1) for net in self.nets]
+        mean = torch.stack(probs).mean(0) if len(probs) > 1 else probs[0]
+        return (mean[:n] + mean[n:]) / 2 if self.flip else mean
 
 
 def build_model(arch: str, centerface_onnx: str | None = None) -> nn.Module:

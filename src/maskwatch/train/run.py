@@ -12,14 +12,16 @@ import numpy as np
 
 from ..errors import MaskWatchError
 from ..faces import LABELS
-from .data import (FaceSet, SourceSpec, center_crop, drop_source_faces, folder_faces, synth_faces, synth_plan,
-                   voc_faces)
+from .data import (FaceSet, SourceSpec, apply_relabels, center_crop, drop_source_faces, folder_faces, synth_faces,
+                   synth_plan, voc_faces)
+from ..classifier.crop import CROP_SIZE
 from .loop import TrainConfig, class_metrics, export_onnx, pick_device, predict, train
+from .models import ExportedClassifier, build_model
 
 
 def gather_faces(sources: list[SourceSpec], seed: int, warn: Callable[[str], None], cache: Path | None,
                  label_map: dict[str, str] | None = None, synth_share: float = 0.5,
-                 detector_threads: int | None = None) -> FaceSet:
+                 detector_threads: int | None = None, relabels: dict[str, str] | None = None) -> FaceSet:
     for spec in sources:
         if not spec.path.exists():
             raise MaskWatchError(f"{spec.path}: no such dataset")
@@ -44,14 +46,16 @@ def gather_faces(sources: list[SourceSpec], seed: int, warn: Callable[[str], Non
             parts.append(synth_faces(spec, items, seed, warn, detector, cache))
         else:
             parts.append(folder_faces(spec, seed, warn, detector, cache, label_map, exclude))
-    return FaceSet.concat(parts)
+    return apply_relabels(FaceSet.concat(parts), relabels or {}, warn)
 
 
 def run_training(sources: list[SourceSpec], run_dir: Path, config: TrainConfig, resume: bool = False,
                  cache: Path | None = None, label_map: dict[str, str] | None = None,
-                 synth_share: float = 0.5, log: Callable[[str], None] = print) -> dict:
+                 synth_share: float = 0.5, log: Callable[[str], None] = print,
+                 relabels: dict[str, str] | None = None) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
-    faces = gather_faces(sources, config.seed, log, cache, label_map, synth_share, config.threads)
+    split_seed = config.seed if config.split_seed is None else config.split_seed
+    faces = gather_faces(sources, split_seed, log, cache, label_map, synth_share, config.threads, relabels)
     log(f"faces per split: {json.dumps(faces.summary())}")
     config.sources = [f"{s.kind}:{s.path}:{s.weight}" for s in sources]
     (run_dir / "config.json").write_text(json.dumps({**asdict(config), "command": " ".join(sys.argv)}, indent=1))
@@ -72,22 +76,54 @@ def run_training(sources: list[SourceSpec], run_dir: Path, config: TrainConfig, 
         np.savez(run_dir / "test_predictions.npz", labels=test.labels, probs=probs, sources=test.sources)
         plot_confusion(np.asarray(metrics["test"]["confusion_matrix"]), run_dir / "confusion_test.png")
     onnx_path = export_onnx(model, run_dir / "mask_classifier.onnx",
-                            {"arch": config.arch, "seed": str(config.seed), "best_epoch": str(result["best_epoch"])})
+                            {"arch": config.arch, "seed": str(config.seed), "split_seed": str(split_seed), "best_epoch": str(result["best_epoch"])})
     metrics["onnx"] = str(onnx_path)
-    metrics["onnx_max_abs_diff"] = check_onnx(model, onnx_path, center_crop(faces.crops[:64]))
+    metrics["onnx_max_abs_diff"] = check_onnx(ExportedClassifier([model]), onnx_path, center_crop(faces.crops[:64]))
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
     return metrics
 
 
-def check_onnx(model, onnx_path: Path, crops: np.ndarray) -> float:
-    """Largest difference between PyTorch and ONNX Runtime probabilities on the same crops."""
+def check_onnx(exported, onnx_path: Path, crops: np.ndarray) -> float:
+    """Largest difference between PyTorch (an ``ExportedClassifier``) and ONNX Runtime probabilities on the same crops."""
     import torch
 
     from ..classifier import MaskClassifier
+    from .loop import to_tensor
 
     ort_probs = MaskClassifier(str(onnx_path)).predict_crops(crops)
-    torch_probs = predict(model.cpu(), crops, torch.device("cpu"))
+    with torch.no_grad():
+        torch_probs = exported.cpu().eval()(to_tensor(crops)).numpy()
     return float(np.abs(ort_probs - torch_probs).max())
+
+
+def export_runs(run_dirs: list[Path], path: Path, flip: bool = False) -> dict:
+    """One ONNX classifier from the best checkpoints of finished runs (averaged, optionally over mirrored crops).
+
+    The runs must share their held-out split (same ``split_seed``, sources and label corrections),
+    or one run's test faces are another's training faces; this is checked from their manifests.
+    """
+    import torch
+
+    members, manifests, seeds = [], set(), []
+    for run in run_dirs:
+        best = Path(run) / "best.pt"
+        if not best.is_file():
+            raise MaskWatchError(f"{run}: no best.pt (not a finished training run)")
+        state = torch.load(best, map_location="cpu", weights_only=False)
+        net = build_model(state["config"]["arch"])
+        net.load_state_dict(state["model"])
+        members.append(net.eval())
+        seeds.append(str(state["config"]["seed"]))
+        manifest = Path(run) / "split_manifest.jsonl"
+        manifests.add(manifest.read_bytes() if manifest.is_file() else b"")
+    if len(manifests) > 1:
+        raise MaskWatchError("the runs differ in their split_manifest.jsonl (held-out faces or labels); "
+                             "train them with the same --split-seed and data")
+    out = export_onnx(members, Path(path), {"seeds": ",".join(seeds), "runs": ",".join(Path(r).name for r in run_dirs)},
+                      flip)
+    crops = np.random.default_rng(0).integers(0, 256, (16, CROP_SIZE, CROP_SIZE, 3), dtype=np.uint8)
+    return {"onnx": str(out), "members": len(members), "flip": flip,
+            "onnx_max_abs_diff": check_onnx(ExportedClassifier(members, flip), out, crops)}
 
 
 def plot_confusion(cm: np.ndarray, path: Path) -> None:
