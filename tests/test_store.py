@@ -84,6 +84,19 @@ def test_state_hysteresis_and_quality_weighting():
     assert (change.before, change.after, change.event_type) == ("mask", "no_mask", "mask_removed")
 
 
+def test_unmasked_but_split_between_no_mask_and_incorrect_still_leaves_the_mask_state():
+    track = TrackState(StateConfig(window=6, min_weight=1.5, enter=0.6, hold=2))
+    for _ in range(4):
+        track.observe(np.array([0.9, 0.05, 0.05]), 1.0)
+    split = np.array([0.1, 0.48, 0.42])  # no class reaches `enter`, but 0.9 says "not masked"
+    change = next(c for c in (track.observe(split, 1.0) for _ in range(6)) if c)
+    assert (change.before, change.after, change.event_type) == ("mask", "no_mask", "mask_removed")
+    assert change.confidence >= 0.6  # the summed violation probability, not either class alone
+    # between the two violations the switch still needs the class itself to pass `enter`
+    assert all(track.observe(np.array([0.1, 0.42, 0.48]), 1.0) is None for _ in range(6))
+    assert track.state == "no_mask"
+
+
 def test_snapshots_modes_retention_and_full_disk(tmp_path):
     rng = np.random.default_rng(0)
     image = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)

@@ -22,6 +22,9 @@ TRANSITION_EVENTS: dict[tuple[str | None, str], str] = {
 }
 
 
+_MASK, _NO_MASK, _INCORRECT = (LABELS.index(name) for name in ("mask", "no_mask", "incorrect"))
+
+
 @dataclass
 class StateConfig:
     """window: classified observations kept per track. min_weight: summed face quality needed before a
@@ -67,8 +70,13 @@ class TrackState:
         if total < self.config.min_weight or total <= 0:
             return None
         mean = np.average(np.stack(self._probs), axis=0, weights=np.asarray(self._weights))
-        top = int(mean.argmax())
-        if LABELS[top] == self.state or mean[top] < self.config.enter:
+        top, level = int(mean.argmax()), float(mean.max())
+        violation = 1.0 - float(mean[_MASK])
+        if level < self.config.enter and violation >= self.config.enter and self.state in (None, "mask"):
+            # clearly not masked, though split between no_mask and incorrect: leaving the mask (or
+            # entering without one) is decided on their sum, and the likelier of the two is the state
+            top, level = (_NO_MASK if mean[_NO_MASK] >= mean[_INCORRECT] else _INCORRECT), violation
+        if LABELS[top] == self.state or level < self.config.enter:
             self._candidate, self._streak = None, 0
             return None
         self._streak = self._streak + 1 if self._candidate == top else 1
@@ -77,4 +85,4 @@ class TrackState:
             return None
         before, self.state = self.state, LABELS[top]
         self._candidate, self._streak = None, 0
-        return Transition(before, self.state, float(mean[top]))
+        return Transition(before, self.state, level)
