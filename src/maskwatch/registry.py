@@ -56,7 +56,7 @@ register(ModelSpec(
 register(ModelSpec(
     name="mask-classifier",
     filename="mask_classifier.onnx",
-    sha256="2e831172fe4d097c7778de09940d8f05c64c3423f2931ffe4fbfb7ebffe14d79",  # run cf-v2-synth, see MODEL_CARD.md
+    sha256="379e55c0bfeb0de9610a80e613210eab17b3ce5d8602767f936b39bbb8ff89d9",  # runs cf-v8-relabel + cf-v9-relabel-s1, flip-averaged, see MODEL_CARD.md
     package_file=("maskwatch", "models/mask_classifier.onnx"),
     license="MIT",
     description="MaskWatch three-state mask classifier trained by `maskwatch train` (see MODEL_CARD.md)",
