@@ -22,10 +22,7 @@ class MaskClassifier:
 
     def __init__(self, model_path: str | None = None, threads: int | None = None):
         path = resolve_model("mask-classifier", model_path)
-        try:
-            self.session = onnx_session(path, threads)
-        except Exception as exc:  # ORT raises its own exception types for unreadable files
-            raise ModelError(f"cannot load classifier {path}: {exc}") from None
+        self.session = onnx_session(path, threads)
         meta = self.session.get_modelmeta().custom_metadata_map
         self.path = path
         self.size = int(meta.get("crop_size", CROP_SIZE))

@@ -6,6 +6,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from ..errors import ModelError
 from ..faces import Faces
 
 
@@ -33,8 +34,12 @@ def filter_faces(faces: Faces, min_score: float, min_face: float) -> Faces:
     return faces[keep]
 
 
-def onnx_session(model_path, threads: int | None):
-    """An ONNX Runtime CPU session with a fixed number of threads (None: ORT's default)."""
+def onnx_session(model_path, threads: int | None, name: str | None = None):
+    """An ONNX Runtime CPU session with a fixed number of threads (None: ORT's default).
+
+    ``model_path`` may be the model's bytes; ``name`` then says which file they came from in errors.
+    An unreadable model raises ModelError.
+    """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -42,8 +47,11 @@ def onnx_session(model_path, threads: int | None):
         options.intra_op_num_threads = int(threads)
         options.inter_op_num_threads = 1
     options.log_severity_level = 3
-    return ort.InferenceSession(str(model_path) if not isinstance(model_path, bytes) else model_path,
-                                sess_options=options, providers=["CPUExecutionProvider"])
+    try:
+        return ort.InferenceSession(str(model_path) if not isinstance(model_path, bytes) else model_path,
+                                    sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT raises its own exception types for unreadable graphs
+        raise ModelError(f"{name or model_path}: ONNX Runtime cannot load it ({exc})") from None
 
 
 def faces_from_candidates(

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from ..boxes import clip_boxes, nms
+from ..errors import ModelError
 from ..faces import Faces
 from ..registry import resolve_model
 from .base import filter_faces, onnx_session
@@ -37,11 +38,14 @@ def _dynamic_model_bytes(path: str) -> bytes:
     import onnx
     from onnx.tools.update_model_dims import update_inputs_outputs_dims
 
-    model = onnx.load(path)
-    dims_in = {i.name: [d.dim_value for d in i.type.tensor_type.shape.dim] for i in model.graph.input}
-    dims_in[INPUT_NAME] = ["B", 3, "H", "W"]
-    dims_out = {"537": ["B", 1, "h", "w"], "538": ["B", 2, "h", "w"], "539": ["B", 2, "h", "w"], "540": ["B", 10, "h", "w"]}
-    model = update_inputs_outputs_dims(model, dims_in, dims_out)
+    try:
+        model = onnx.load(path)
+        dims_in = {i.name: [d.dim_value for d in i.type.tensor_type.shape.dim] for i in model.graph.input}
+        dims_in[INPUT_NAME] = ["B", 3, "H", "W"]
+        dims_out = {"537": ["B", 1, "h", "w"], "538": ["B", 2, "h", "w"], "539": ["B", 2, "h", "w"], "540": ["B", 10, "h", "w"]}
+        model = update_inputs_outputs_dims(model, dims_in, dims_out)
+    except Exception as exc:  # protobuf and onnx raise their own types for unreadable or foreign graphs
+        raise ModelError(f"{path}: not a readable CenterFace ONNX model ({type(exc).__name__}: {exc})") from None
     # The file lists its weights as graph inputs too, which blocks ORT's constant folding.
     weights = {t.name for t in model.graph.initializer}
     kept = [i for i in model.graph.input if i.name not in weights]
@@ -70,7 +74,7 @@ class CenterFaceDetector:
         box_adjust: tuple[float, float, float, float] | None = DEFAULT_BOX_ADJUST,
     ):
         path = resolve_model("centerface", model_path)
-        self.session = onnx_session(_dynamic_model_bytes(str(path)), threads)
+        self.session = onnx_session(_dynamic_model_bytes(str(path)), threads, name=str(path))
         self.min_score = float(min_score)
         self.min_face = float(min_face)
         self.input_size = input_size

@@ -34,10 +34,7 @@ class UltraFaceDetector:
         nms_iou: float = 0.3,
     ):
         path = resolve_model("ultraface", model_path)
-        try:
-            self.session = onnx_session(path, threads)
-        except Exception as exc:  # ORT raises its own exception types for unreadable graphs
-            raise ModelError(f"{path}: ONNX Runtime cannot load it ({exc})") from None
+        self.session = onnx_session(path, threads)
         inputs, outputs = self.session.get_inputs(), {o.name: o for o in self.session.get_outputs()}
         if len(inputs) != 1 or {"scores", "boxes"} - set(outputs):
             raise ModelError(f"{path}: not an UltraFace model (expects one input and outputs 'scores', 'boxes')")

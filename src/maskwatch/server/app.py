@@ -22,6 +22,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
+from ..detectors.base import filter_faces
 from ..errors import InputError, MaskWatchError
 from ..images import DEFAULT_MAX_PIXELS, ImageTooLargeError, decode_image_bytes
 from ..pipeline import StageTimer
@@ -135,7 +136,7 @@ def create_app(
         try:
             faces = pipeline(image, timer)
             if min_score_ is not None:
-                faces = faces[faces.scores >= min_score_]
+                faces = filter_faces(faces, min_score_, 0)
             if annotate:
                 t1 = time.perf_counter()
                 ok, jpeg = cv2.imencode(".jpg", draw_faces(image, faces), [cv2.IMWRITE_JPEG_QUALITY, 90])

@@ -283,14 +283,15 @@ def apply_relabels(faces: FaceSet, fixes: dict[str, str], warn) -> FaceSet:
 
     if not fixes:
         return faces
+    origins = ["/" + o.replace("\\", "/") for o in faces.origins]
     by_name: dict[str, list[int]] = {}
-    for i, origin in enumerate(faces.origins):
-        by_name.setdefault(origin.replace("\\", "/").rsplit("/", 1)[-1], []).append(i)
+    for i, origin in enumerate(origins):
+        by_name.setdefault(origin.rsplit("/", 1)[-1], []).append(i)
     labels, keep = faces.labels.copy(), np.ones(len(faces.labels), bool)
     unmatched, changed, dropped = [], 0, 0
     for key, label in fixes.items():
         hits = [i for i in by_name.get(key.rsplit("/", 1)[-1], [])
-                if ("/" + faces.origins[i].replace("\\", "/")).endswith("/" + key.lstrip("/"))]
+                if origins[i].endswith("/" + key.lstrip("/"))]
         if not hits:
             unmatched.append(key)
         for i in hits:

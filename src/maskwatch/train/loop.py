@@ -277,23 +277,18 @@ def plot_history(history: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def export_onnx(model: torch.nn.Module | list[torch.nn.Module], path: Path, metadata: dict[str, str] | None = None,
-                flip: bool = False) -> Path:
-    """Export with a dynamic batch axis and the crop settings in the model's metadata.
-
-    A list of models is exported as their average (see ``ExportedClassifier``).
-    """
+def export_onnx(model: ExportedClassifier, path: Path, metadata: dict[str, str] | None = None) -> Path:
+    """Export with a dynamic batch axis and the crop settings in the model's metadata."""
     import onnx
 
-    members = list(model) if isinstance(model, (list, tuple)) else [model]
-    model = ExportedClassifier(members, flip).cpu().eval()
+    model = model.cpu().eval()
     dummy = torch.zeros(1, 3, CROP_SIZE, CROP_SIZE)
     torch.onnx.export(model, dummy, str(path), input_names=["crops"], output_names=["probs"],
                       dynamic_axes={"crops": {0: "batch"}, "probs": {0: "batch"}}, opset_version=17,
                       dynamo=False)
     proto = onnx.load(str(path))
     meta = {"crop_size": str(CROP_SIZE), "crop_context": str(CROP_CONTEXT), "labels": json.dumps(list(LABELS)),
-            "input": "RGB float32 NCHW, 0..255", "members": str(len(members)), "flip_averaged": str(flip).lower()}
+            "input": "RGB float32 NCHW, 0..255", "members": str(len(model.nets)), "flip_averaged": str(model.flip).lower()}
     meta.update(metadata or {})
     for key, value in meta.items():
         entry = proto.metadata_props.add()

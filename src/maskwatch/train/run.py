@@ -12,9 +12,9 @@ import numpy as np
 
 from ..errors import MaskWatchError
 from ..faces import LABELS
+from ..classifier.crop import CROP_SIZE
 from .data import (FaceSet, SourceSpec, apply_relabels, center_crop, drop_source_faces, folder_faces, synth_faces,
                    synth_plan, voc_faces)
-from ..classifier.crop import CROP_SIZE
 from .loop import TrainConfig, class_metrics, export_onnx, pick_device, predict, train
 from .models import ExportedClassifier, build_model
 
@@ -75,10 +75,12 @@ def run_training(sources: list[SourceSpec], run_dir: Path, config: TrainConfig, 
             metrics.setdefault("test_by_source", {})[str(source)] = class_metrics(test.labels[m], probs[m])
         np.savez(run_dir / "test_predictions.npz", labels=test.labels, probs=probs, sources=test.sources)
         plot_confusion(np.asarray(metrics["test"]["confusion_matrix"]), run_dir / "confusion_test.png")
-    onnx_path = export_onnx(model, run_dir / "mask_classifier.onnx",
-                            {"arch": config.arch, "seed": str(config.seed), "split_seed": str(split_seed), "best_epoch": str(result["best_epoch"])})
+    exported = ExportedClassifier([model])
+    onnx_path = export_onnx(exported, run_dir / "mask_classifier.onnx",
+                            {"arch": config.arch, "seed": str(config.seed), "split_seed": str(split_seed),
+                             "best_epoch": str(result["best_epoch"])})
     metrics["onnx"] = str(onnx_path)
-    metrics["onnx_max_abs_diff"] = check_onnx(ExportedClassifier([model]), onnx_path, center_crop(faces.crops[:64]))
+    metrics["onnx_max_abs_diff"] = check_onnx(exported, onnx_path, center_crop(faces.crops[:64]))
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
     return metrics
 
@@ -119,11 +121,11 @@ def export_runs(run_dirs: list[Path], path: Path, flip: bool = False) -> dict:
     if len(manifests) > 1:
         raise MaskWatchError("the runs differ in their split_manifest.jsonl (held-out faces or labels); "
                              "train them with the same --split-seed and data")
-    out = export_onnx(members, Path(path), {"seeds": ",".join(seeds), "runs": ",".join(Path(r).name for r in run_dirs)},
-                      flip)
+    exported = ExportedClassifier(members, flip)
+    out = export_onnx(exported, Path(path), {"seeds": ",".join(seeds), "runs": ",".join(Path(r).name for r in run_dirs)})
     crops = np.random.default_rng(0).integers(0, 256, (16, CROP_SIZE, CROP_SIZE, 3), dtype=np.uint8)
     return {"onnx": str(out), "members": len(members), "flip": flip,
-            "onnx_max_abs_diff": check_onnx(ExportedClassifier(members, flip), out, crops)}
+            "onnx_max_abs_diff": check_onnx(exported, out, crops)}
 
 
 def plot_confusion(cm: np.ndarray, path: Path) -> None:
