@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from maskwatch.detectors.centerface import DEFAULT_MIN_SCORE
 from maskwatch.data.dataset import AnnotatedImage
+from maskwatch.detectors.centerface import DEFAULT_MIN_SCORE
 from maskwatch.evaluate import evaluate_classification, evaluate_detections, match_image
 from maskwatch.faces import LABELS, Faces
 
@@ -172,6 +172,34 @@ def test_classification_metrics_and_ece_are_exact():
     assert m["calibration"]["ece"] == pytest.approx(expected)
 
 
+def test_classification_operating_points_mask_vs_no_mask_and_interval():
+    # p(incorrect) ranks: 0.9 inc, 0.8 mask, 0.7 inc, 0.6 inc, 0.2 no_mask, 0.1 inc
+    labels = ["incorrect", "mask", "incorrect", "incorrect", "no_mask", "incorrect"]
+    probs = [[0.05, 0.05, 0.9], [0.1, 0.1, 0.8], [0.2, 0.1, 0.7], [0.1, 0.3, 0.6], [0.3, 0.5, 0.2], [0.6, 0.3, 0.1]]
+    inc = evaluate_classification(labels, probs)["per_class"]["incorrect"]
+    at = {p["threshold"]: (p["precision"], p["recall"]) for p in inc["at_threshold"]}
+    assert at[0.7] == pytest.approx((2 / 3, 0.5))  # 0.9, 0.8, 0.7 kept: two of them incorrect
+    assert at[0.5] == pytest.approx((3 / 4, 0.75))
+    assert at[0.9] == pytest.approx((1.0, 0.25))
+    best = inc["best_recall_at_precision"]
+    assert best["0.8"] == pytest.approx({"recall": 0.25, "precision": 1.0, "threshold": 0.9})
+    assert best["0.9"]["recall"] == pytest.approx(0.25)
+    # AP (101-point): precision envelope 1.0 up to recall 0.25, then 0.75 up to 0.75, then 4/6 to 1.0
+    assert inc["ap"] == pytest.approx((26 * 1.0 + 50 * 0.75 + 25 * 4 / 6) / 101)
+    low, high = inc["recall_ci95"]  # 3 of 4 found by argmax
+    assert 0.2 < low < 0.75 < high < 1.0
+    # only the mask and no_mask faces count, and only those two columns compete
+    m = evaluate_classification(["mask", "no_mask", "incorrect"], [[0.3, 0.2, 0.5], [0.1, 0.3, 0.6], [1, 0, 0]])
+    assert m["mask_vs_no_mask"] == {"accuracy": 1.0, "samples": 2}
+    assert m["accuracy"] == 0.0
+
+
+def test_operating_points_never_split_tied_scores():
+    # both faces score 0.5; no threshold keeps only the first, so precision 1.0 at recall 0.5 is not reachable
+    inc = evaluate_classification(["incorrect", "mask"], [[0.5, 0, 0.5], [0.5, 0, 0.5]])["per_class"]["incorrect"]
+    assert inc["best_recall_at_precision"]["0.8"]["recall"] == 0.0
+
+
 # -- the CLI on a tiny synthetic VOC dataset ----------------------------------------------------------
 def _voc(root: Path) -> Path:
     (root / "images").mkdir(parents=True)
@@ -313,7 +341,9 @@ def test_eval_classify_on_voc_crops_with_a_tiny_model(tmp_path, cli):
     assert report["metrics"]["accuracy"] == pytest.approx(0.5)
     assert report["metrics"]["confusion"]["matrix"][0] == [1, 1, 0]
     assert report["model"]["sha256"] and len(report["misclassified"]) == 1
-    for plot in ("confusion.png", "reliability.png", "gallery_misclassified.png"):
+    assert report["metrics"]["mask_vs_no_mask"]["samples"] == 2
+    assert "Best recall any threshold" in (tmp_path / "out" / "report.md").read_text()
+    for plot in ("confusion.png", "reliability.png", "gallery_misclassified.png", "pr.png"):
         assert (tmp_path / "out" / plot).is_file()
 
 

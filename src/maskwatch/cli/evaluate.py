@@ -30,7 +30,13 @@ def _fail(exc: Exception) -> None:
 
 
 def _progress(description: str) -> Callable:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     def wrap(items):
         items = list(items)
@@ -133,7 +139,13 @@ def _detect(dataset_path, detector, detector_model, predictions, split_file, min
     from ..data.dataset import DatasetReport
     from ..data.labels import parse_label_map
     from ..evaluate.detection import evaluate_detections
-    from ..evaluate.inputs import load_any_dataset, read_predictions_jsonl, read_split_file, reconcile, select_images
+    from ..evaluate.inputs import (
+        load_any_dataset,
+        read_predictions_jsonl,
+        read_split_file,
+        reconcile,
+        select_images,
+    )
     from ..evaluate.report import run_info
 
     dataset = load_any_dataset(dataset_path, dataset_format, parse_label_map(label_map))
@@ -252,7 +264,11 @@ def _detection_plots(report_dir: Path, name: str, evaluation) -> dict[str, str]:
 
 
 def _write(report_dir: Path, report: dict, kind: str) -> None:
-    from ..evaluate.report import classification_markdown, detection_markdown, write_report
+    from ..evaluate.report import (
+        classification_markdown,
+        detection_markdown,
+        write_report,
+    )
 
     markdown = detection_markdown(report) if kind == "detection" else classification_markdown(report)
     json_path, _ = write_report(report_dir, report, markdown)
@@ -344,6 +360,8 @@ def _classify(dataset_path, model, split_file, label_map, dataset_format, thread
     _print_classification(metrics)
     if report_dir is None:
         return
+    import numpy as np
+
     from ..evaluate.plots import plot_confusion, plot_gallery, plot_reliability
     from ..faces import LABEL_INDEX, LABELS
 
@@ -355,7 +373,14 @@ def _classify(dataset_path, model, split_file, label_map, dataset_format, thread
                                  f"{label} as {LABELS[k]} {p[k]:.2f}", float(p[k])))
     wrong.sort(key=lambda e: -e.sort_key)
     conf = metrics["confusion"]
+    from ..evaluate.classification import one_vs_rest
+    from ..evaluate.plots import plot_pr_curves
+
+    truth = np.array([LABEL_INDEX[label] for label in labels])
+    curves = {name: one_vs_rest(probs[:, c], truth == c) for c, name in enumerate(LABELS)}
     plots = {
+        "precision-recall": plot_pr_curves(curves, report_dir / "pr.png",
+                                           "Precision-recall of p(state), each state against the others").name,
         "confusion": plot_confusion(conf["matrix"], conf["rows_true"], conf["columns_predicted"],
                                     report_dir / "confusion.png", "Classifier: true vs predicted state").name,
         "reliability": plot_reliability(metrics["calibration"]["bins"], metrics["calibration"]["ece"],
@@ -402,12 +427,17 @@ def _classify_images(classifier, paths, by_image, problems):
 def _print_classification(metrics: dict) -> None:
     from ..evaluate.report import fmt
 
+    two = metrics["mask_vs_no_mask"]
     table = Table(title=f"Classification: accuracy {fmt(metrics['accuracy'])}, macro F1 {fmt(metrics['macro_f1'])}, "
-                        f"ECE {fmt(metrics['calibration']['ece'])}")
-    for header in ("state", "support", "precision", "recall", "F1"):
+                        f"ECE {fmt(metrics['calibration']['ece'])}; mask vs no_mask {fmt(two['accuracy'])} "
+                        f"({two['samples']} faces)")
+    for header in ("state", "support", "precision", "recall", "recall 95% CI", "F1", "AP", "best recall at P≥0.8"):
         table.add_column(header, justify="right")
     for name, v in metrics["per_class"].items():
-        table.add_row(name, str(v["support"]), fmt(v["precision"]), fmt(v["recall"]), fmt(v["f1"]))
+        low, high = v["recall_ci95"]
+        best = v["best_recall_at_precision"]["0.8"]
+        table.add_row(name, str(v["support"]), fmt(v["precision"]), fmt(v["recall"]), f"{fmt(low)}–{fmt(high)}",
+                      fmt(v["f1"]), fmt(v["ap"]), f"{fmt(best['recall'])} (p ≥ {fmt(best['threshold'])})")
     out.print(table)
 
 

@@ -7,6 +7,12 @@ from typing import Sequence
 import numpy as np
 
 from ..faces import LABEL_INDEX, LABELS
+from .matching import APResult, average_precision
+
+#: thresholds on p(state) reported as operating points
+THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+#: the precision floors at which the best reachable recall is reported
+PRECISION_FLOORS = (0.8, 0.9)
 
 
 def _ratio(a: float, b: float) -> float:
@@ -35,9 +41,53 @@ def calibration(confidence: np.ndarray, correct: np.ndarray, n_bins: int = 10) -
     return {"ece": float(ece) if len(confidence) else float("nan"), "bins": bins}
 
 
+def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % Wilson score interval of a proportion: how far a recall on 20 faces can be trusted."""
+    if trials == 0:
+        return float("nan"), float("nan")
+    p = successes / trials
+    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z * np.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def one_vs_rest(scores: np.ndarray, positive: np.ndarray) -> APResult:
+    """Precision-recall of one state against the others, ranking faces by p(state)."""
+    return average_precision(scores, positive, int(np.sum(positive)))
+
+
+def operating_points(curve: APResult, thresholds: Sequence[float] = THRESHOLDS,
+                     floors: Sequence[float] = PRECISION_FLOORS) -> dict:
+    """Precision and recall when a face counts as the state at p(state) >= t, and the highest recall
+    any threshold reaches while precision stays at or above each floor (with that threshold)."""
+    at = []
+    for t in thresholds:
+        kept = int(np.searchsorted(-curve.scores, -t, side="right"))  # scores are sorted high to low
+        precision = float(curve.precision[kept - 1]) if kept else float("nan")
+        recall = float(curve.recall[kept - 1]) if kept else 0.0
+        at.append({"threshold": float(t), "precision": precision, "recall": recall})
+    best = {}
+    for floor in floors:
+        ok = np.flatnonzero(curve.precision >= floor - 1e-12)
+        # only the last face of a run of equal scores is a threshold that can be set
+        ok = [i for i in ok if i + 1 == len(curve.scores) or curve.scores[i + 1] < curve.scores[i]]
+        if ok and curve.n_gt:
+            i = max(ok, key=lambda k: (curve.recall[k], curve.precision[k]))
+            best[str(floor)] = {"recall": float(curve.recall[i]), "precision": float(curve.precision[i]),
+                                "threshold": float(curve.scores[i])}
+        else:
+            best[str(floor)] = {"recall": 0.0, "precision": float("nan"), "threshold": float("nan")}
+    return {"at_threshold": at, "best_recall_at_precision": best}
+
+
 def evaluate_classification(true_labels: Sequence[str], probs: np.ndarray, n_bins: int = 10) -> dict:
     """Accuracy, per-class precision / recall / F1, confusion matrix (rows true, columns predicted)
-    and calibration. ``probs`` is (N, 3) in ``LABELS`` order; labels are MaskWatch label names."""
+    and calibration. ``probs`` is (N, 3) in ``LABELS`` order; labels are MaskWatch label names.
+
+    Per class also: AP of p(state) against the other states, precision and recall at fixed thresholds,
+    and the best recall reachable at precision >= 0.8 / 0.9. ``mask_vs_no_mask`` is the accuracy on
+    mask and no_mask faces when only those two states compete.
+    """
     probs = np.asarray(probs, np.float64).reshape(-1, len(LABELS))
     if len(true_labels) != len(probs):
         raise ValueError(f"{len(true_labels)} labels but {len(probs)} probability rows")
@@ -52,13 +102,19 @@ def evaluate_classification(true_labels: Sequence[str], probs: np.ndarray, n_bin
         precision = _ratio(tp, matrix[:, c].sum())
         recall = _ratio(tp, matrix[c].sum())
         f1 = _ratio(2 * precision * recall, precision + recall) if tp else (0.0 if matrix[c].sum() else float("nan"))
-        per_class[name] = {"precision": precision, "recall": recall, "f1": f1, "support": int(matrix[c].sum())}
+        curve = one_vs_rest(probs[:, c], truth == c)
+        per_class[name] = {"precision": precision, "recall": recall, "f1": f1, "support": int(matrix[c].sum()),
+                           "recall_ci95": wilson_interval(tp, int(matrix[c].sum())),
+                           "ap": curve.ap, **operating_points(curve)}
     present = [name for name in LABELS if per_class[name]["support"]]
     correct = pred == truth
+    two = truth < LABEL_INDEX["incorrect"]  # mask vs no_mask: the two-state task of the seed projects
+    two_correct = int((probs[two, :2].argmax(axis=1) == truth[two]).sum()) if two.any() else 0
     return {
         "samples": int(len(truth)),
         "accuracy": _ratio(int(correct.sum()), len(truth)),
         "macro_f1": float(np.mean([per_class[n]["f1"] for n in present])) if present else float("nan"),
+        "mask_vs_no_mask": {"accuracy": _ratio(two_correct, int(two.sum())), "samples": int(two.sum())},
         "per_class": per_class,
         "confusion": {"rows_true": list(LABELS), "columns_predicted": list(LABELS), "matrix": matrix.tolist()},
         "calibration": calibration(probs.max(axis=1) if len(probs) else np.zeros(0), correct, n_bins),

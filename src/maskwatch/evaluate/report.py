@@ -146,8 +146,25 @@ def classification_markdown(report: dict) -> str:
     out += [f"Model: `{report['model']['path']}` (sha256 {report['model']['sha256']})", "",
             f"Accuracy {fmt(m['accuracy'])} on {m['samples']} faces; macro F1 {fmt(m['macro_f1'])}; "
             f"ECE {fmt(m['calibration']['ece'])}.", ""]
-    rows = [[k, v["support"], v["precision"], v["recall"], v["f1"]] for k, v in m["per_class"].items()]
-    out += [md_table(["state", "support", "precision", "recall", "F1"], rows), ""]
+    two = m.get("mask_vs_no_mask")
+    if two:
+        out += [f"Mask vs no_mask (only those two states compete, on the {two['samples']} faces that are one of "
+                f"them): accuracy {fmt(two['accuracy'])}.", ""]
+    rows = [[k, v["support"], v["precision"], v["recall"], f"{fmt(v['recall_ci95'][0])}–{fmt(v['recall_ci95'][1])}",
+             v["f1"], v["ap"]] for k, v in m["per_class"].items()]
+    out += ["Each face gets the state with the highest probability. Recall 95 % CI: Wilson interval. AP: p(state) "
+            "ranking each state against the others.", "",
+            md_table(["state", "support", "precision", "recall", "recall 95% CI", "F1", "AP"], rows), ""]
+    floors = list(next(iter(m["per_class"].values()))["best_recall_at_precision"])
+    rows = [[k] + [f"{fmt(b['recall'])} (p ≥ {fmt(b['threshold'])}, P {fmt(b['precision'])})"
+                   for b in v["best_recall_at_precision"].values()] for k, v in m["per_class"].items()]
+    out += ["Best recall any threshold on p(state) reaches at a precision floor:", "",
+            md_table(["state", *[f"precision ≥ {f}" for f in floors]], rows), ""]
+    thresholds = [p["threshold"] for p in next(iter(m["per_class"].values()))["at_threshold"]]
+    rows = [[k] + [f"{fmt(p['precision'], 2)} / {fmt(p['recall'], 2)}" for p in v["at_threshold"]]
+            for k, v in m["per_class"].items()]
+    out += ["Precision / recall when p(state) ≥ threshold:", "",
+            md_table(["state", *[f"≥ {t}" for t in thresholds]], rows), ""]
     conf = m["confusion"]
     out += ["Confusion matrix (rows: true, columns: predicted)", "",
             md_table(["true \\ predicted", *conf["columns_predicted"]],
