@@ -102,3 +102,16 @@ def test_matching_and_ap_exact_cases():
 
 def test_labels_order_is_fixed():
     assert LABELS == ("mask", "no_mask", "incorrect")
+
+
+def test_onnx_sessions_do_not_spin_and_keep_their_thread_count(monkeypatch):
+    from maskwatch.classifier import MaskClassifier
+
+    monkeypatch.delenv("MASKWATCH_ORT_SPINNING", raising=False)
+    options = MaskClassifier(threads=2).session.get_session_options()
+    # spinning idle workers of one session starve the other on 2 cores (README, Speed)
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert options.intra_op_num_threads == 2
+    monkeypatch.setenv("MASKWATCH_ORT_SPINNING", "1")
+    options = MaskClassifier(threads=2).session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "1"
