@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -233,13 +234,21 @@ def test_busy_server_refuses_extra_photos_and_keeps_answering(fake_client):
     assert client.post("/v1/detect", content=png_bytes()).status_code == 200  # the slot is free again
 
 
-def test_api_key_guards_detect_only(fake_client):
+def test_api_key_guards_everything_but_health_and_the_page(fake_client):
     client = fake_client(api_key="s3cret")
     assert client.get("/v1/health").json()["api_key_required"] is True
+    assert client.get("/").status_code == 200  # the page holds no data; it asks for the key
     assert_error(client.post("/v1/detect", content=png_bytes()), 401, "api key", "X-API-Key")
     assert_error(client.post("/v1/detect", content=png_bytes(), headers={"X-API-Key": "nope"}), 401)
     assert client.post("/v1/detect", content=png_bytes(), headers={"X-API-Key": "s3cret"}).status_code == 200
-    assert client.get("/v1/events").status_code == 200
+    # events and snapshots show visitors' faces: the same key is needed
+    for path in ("/v1/events", "/v1/stats", "/v1/events/1/snapshot"):
+        assert_error(client.get(path), 401, "api key")
+        assert_error(client.get(path, headers={"X-API-Key": "nope"}), 401)
+    key = {"X-API-Key": "s3cret"}
+    assert client.get("/v1/events", headers=key).status_code == 200
+    assert client.get("/v1/stats", headers=key).status_code == 200
+    assert_error(client.get("/v1/events/1/snapshot", headers=key), 404, "no such event")
 
 
 # -- events, snapshots, stats -------------------------------------------------------------------
@@ -373,3 +382,49 @@ def test_real_uvicorn_server_starts_and_answers(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=15)
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed: the dashboard script cannot be run")
+def test_dashboard_script_sends_the_key_and_loads_snapshots_through_fetch(tmp_path):
+    """The page's own JavaScript, run by Node with a minimal fake DOM against a live server that needs a key."""
+    import uvicorn
+
+    from maskwatch.server.app import STATIC_DIR
+
+    snaps = tmp_path / "snaps"
+    snaps.mkdir()
+    (snaps / "a.jpg").write_bytes(b"\xff\xd8 snapshot a")
+    store = EventStore(str(tmp_path / "events.db"))
+    now = datetime.now(timezone.utc)
+    store.add(Event("entered_unmasked", now - timedelta(minutes=2), "door.mp4", camera="door", track_id=1,
+                    snapshot=str(snaps / "a.jpg")))
+    store.add(Event("mask_removed", now - timedelta(minutes=1), "door.mp4", camera="door", track_id=2,
+                    snapshot=str(snaps / "deleted.jpg")))
+    store.close()
+    app = create_app(pipeline=FakePipeline(), db=str(tmp_path / "events.db"), snapshot_dir=snaps, api_key="k3y")
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started:
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.05)
+        harness = Path(__file__).parent / "js" / "dashboard_harness.mjs"
+        out = subprocess.run(["node", str(harness), str(STATIC_DIR / "dashboard.html"), f"http://127.0.0.1:{port}", "k3y"],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        summary = json.loads(out.stdout.strip().splitlines()[-1])
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    # before the key is typed: the key field is shown and the events call says a key is needed
+    assert summary["before"]["keyRowHidden"] is False
+    assert "API key needed" in summary["before"]["updated"] and summary["before"]["rows"] == 0
+    # with the key: both events, the stats cards, the key remembered, every data call carried it
+    assert summary["rows"] == 2 and summary["cards"] > 1 and summary["stored_key"] == "k3y"
+    snapshots = sorted(summary["snapshots"], key=lambda s: s["src"])
+    assert snapshots[0]["src"] == "" and snapshots[0]["alt"] == "snapshot gone"
+    assert snapshots[1]["src"].startswith("blob:")  # fetched with the key, shown from a blob URL
+    assert summary["keyed_calls"] >= 4

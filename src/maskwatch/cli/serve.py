@@ -28,7 +28,7 @@ def serve(
     max_pending: int = typer.Option(16, "--max-pending", min=1,
                                     help="Photos in progress or waiting before /v1/detect answers 503 busy."),
     api_key: Optional[str] = typer.Option(None, "--api-key", envvar="MASKWATCH_API_KEY",
-                                          help="Require this key in the X-API-Key header of POST /v1/detect ($MASKWATCH_API_KEY)."),
+                                          help="Require this key in the X-API-Key header of every /v1 endpoint but /v1/health ($MASKWATCH_API_KEY)."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level: critical, error, warning, info, debug."),
 ) -> None:
     """Serve the HTTP API (/v1/health, /v1/detect, /v1/events, /v1/stats) and the dashboard at /.

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Literal
 
-from fastapi import FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.datastructures import UploadFile
@@ -66,8 +66,9 @@ def create_app(
     one is given) and the event store (``db``: URL or SQLite path, default as for ``maskwatch
     events``) are opened here, once, and shared by all requests.
 
-    ``snapshot_dir``: the only folder snapshot files are served from. ``api_key``: when set,
-    ``POST /v1/detect`` needs it in the ``X-API-Key`` header. ``max_concurrent``: inferences run at
+    ``snapshot_dir``: the only folder snapshot files are served from. ``api_key``: when set, every
+    ``/v1`` endpoint except ``/v1/health`` needs it in the ``X-API-Key`` header: events and their
+    snapshots show visitors' faces. The dashboard page itself holds no data and stays open. ``max_concurrent``: inferences run at
     once (each already uses ``threads`` cores); further photos wait their turn in a queue of their own
     (the event and dashboard endpoints stay responsive), and beyond ``max_pending`` photos in
     progress or waiting the answer is 503 "busy".
@@ -100,6 +101,11 @@ def create_app(
     app.state.store = store
     app.state.pipeline = pipeline
     _install_error_handlers(app)
+
+    def require_key(request: Request) -> None:
+        _check_api_key(request, api_key)
+
+    guarded = [Depends(require_key)]
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def dashboard() -> HTMLResponse:
@@ -158,7 +164,7 @@ def create_app(
         return JSONResponse({"image": {"width": int(image.shape[1]), "height": int(image.shape[0])},
                              "faces": records, "counts": faces.counts(), "timings_ms": timings})
 
-    @app.post("/v1/detect", responses={200: {"content": {"image/jpeg": {}}}})
+    @app.post("/v1/detect", responses={200: {"content": {"image/jpeg": {}}}}, dependencies=guarded)
     async def detect(
         request: Request,
         min_score: float | None = Query(None, ge=0.0, le=1.0, description="Drop faces scored below this "
@@ -166,13 +172,12 @@ def create_app(
         annotate: bool = Query(False, description="Answer with the annotated JPEG instead of JSON."),
     ) -> Response:
         """Faces and mask states in one image: a multipart upload (field ``image``) or the raw image as the body."""
-        _check_api_key(request, api_key)
         data, name = await _uploaded_image(request, max_upload_bytes)
         with pending.slot(max_pending):
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(detect_pool, run_detection, data, name, min_score, annotate)
 
-    @app.get("/v1/events")
+    @app.get("/v1/events", dependencies=guarded)
     def events(
         types: list[str] | None = Query(None, alias="type", description="Event types (repeatable)."),
         since: str | None = Query(None, description="ISO time (naive = UTC) or a duration back from now: 30m, 2h, 7d."),
@@ -197,7 +202,7 @@ def create_app(
                        after_id=after_id, limit=limit, newest_first=order == "newest")
         return {"count": len(found), "events": [_event_json(ev) for ev in found]}
 
-    @app.get("/v1/events/{event_id}/snapshot")
+    @app.get("/v1/events/{event_id}/snapshot", dependencies=guarded)
     def snapshot(event_id: int) -> FileResponse:
         ev = _db(store.get, event_id)
         if ev is None:
@@ -214,7 +219,7 @@ def create_app(
             raise ApiError(404, "snapshot file missing", f"event {event_id}: the snapshot was deleted (retention) or moved")
         return FileResponse(path, media_type=SNAPSHOT_TYPES[path.suffix.lower()])
 
-    @app.get("/v1/stats")
+    @app.get("/v1/stats", dependencies=guarded)
     def stats(hours: int = Query(24, ge=1, le=24 * 31, description="The current clock hour and the N - 1 before it.")) -> dict[str, Any]:
         return _stats(store, hours)
 
