@@ -26,8 +26,7 @@ globalThis.document = {
 };
 globalThis.Node = FakeNode;
 globalThis.localStorage = { getItem: (k) => store[k] ?? null, setItem: (k, v) => { store[k] = String(v); } };
-const timers = [];
-globalThis.setInterval = (fn) => timers.push(fn);
+globalThis.setInterval = () => 0;  // one pass is driven by hand below; no polling
 const realFetch = globalThis.fetch;
 const calls = [];
 globalThis.fetch = (url, opts = {}) => {  // the page uses relative URLs, as a browser would resolve them

@@ -360,8 +360,6 @@ def _classify(dataset_path, model, split_file, label_map, dataset_format, thread
     _print_classification(metrics)
     if report_dir is None:
         return
-    import numpy as np
-
     from ..evaluate.plots import plot_confusion, plot_gallery, plot_reliability
     from ..faces import LABEL_INDEX, LABELS
 
@@ -373,13 +371,11 @@ def _classify(dataset_path, model, split_file, label_map, dataset_format, thread
                                  f"{label} as {LABELS[k]} {p[k]:.2f}", float(p[k])))
     wrong.sort(key=lambda e: -e.sort_key)
     conf = metrics["confusion"]
-    from ..evaluate.classification import one_vs_rest
+    from ..evaluate.classification import state_curves
     from ..evaluate.plots import plot_pr_curves
 
-    truth = np.array([LABEL_INDEX[label] for label in labels])
-    curves = {name: one_vs_rest(probs[:, c], truth == c) for c, name in enumerate(LABELS)}
     plots = {
-        "precision-recall": plot_pr_curves(curves, report_dir / "pr.png",
+        "precision-recall": plot_pr_curves(state_curves(labels, probs), report_dir / "pr.png",
                                            "Precision-recall of p(state), each state against the others").name,
         "confusion": plot_confusion(conf["matrix"], conf["rows_true"], conf["columns_predicted"],
                                     report_dir / "confusion.png", "Classifier: true vs predicted state").name,

@@ -56,6 +56,13 @@ def one_vs_rest(scores: np.ndarray, positive: np.ndarray) -> APResult:
     return average_precision(scores, positive, int(np.sum(positive)))
 
 
+def state_curves(true_labels: Sequence[str], probs: np.ndarray) -> dict[str, APResult]:
+    """One-vs-rest precision-recall curve of every state (for AP, operating points and plots)."""
+    probs = np.asarray(probs, np.float64).reshape(-1, len(LABELS))
+    truth = np.array([LABEL_INDEX[label] for label in true_labels], np.int64)
+    return {name: one_vs_rest(probs[:, c], truth == c) for c, name in enumerate(LABELS)}
+
+
 def operating_points(curve: APResult, thresholds: Sequence[float] = THRESHOLDS,
                      floors: Sequence[float] = PRECISION_FLOORS) -> dict:
     """Precision and recall when a face counts as the state at p(state) >= t, and the highest recall
@@ -97,12 +104,13 @@ def evaluate_classification(true_labels: Sequence[str], probs: np.ndarray, n_bin
     matrix = np.zeros((k, k), np.int64)
     np.add.at(matrix, (truth, pred), 1)
     per_class = {}
+    curves = state_curves(true_labels, probs)
     for c, name in enumerate(LABELS):
         tp = int(matrix[c, c])
         precision = _ratio(tp, matrix[:, c].sum())
         recall = _ratio(tp, matrix[c].sum())
         f1 = _ratio(2 * precision * recall, precision + recall) if tp else (0.0 if matrix[c].sum() else float("nan"))
-        curve = one_vs_rest(probs[:, c], truth == c)
+        curve = curves[name]
         per_class[name] = {"precision": precision, "recall": recall, "f1": f1, "support": int(matrix[c].sum()),
                            "recall_ci95": wilson_interval(tp, int(matrix[c].sum())),
                            "ap": curve.ap, **operating_points(curve)}
