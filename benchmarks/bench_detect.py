@@ -24,7 +24,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--limit", type=int, default=0, help="only the first N images (0: all)")
-    ap.add_argument("--detector", default="centerface")
+    ap.add_argument("--detector", default=None, help="default: MaskWatch's default detector")
     ap.add_argument("--repeat", type=int, default=1)
     args = ap.parse_args()
 
@@ -50,7 +50,7 @@ def main() -> None:
             t1 = time.perf_counter()
             faces = pipe.detector.detect(img)
             t2 = time.perf_counter()
-            if len(faces):
+            if len(faces) and pipe.classifier is not None:
                 faces = pipe.classifier.classify(img, faces)
             t3 = time.perf_counter()
             annotate(img, faces)
@@ -65,6 +65,8 @@ def main() -> None:
     print(f"throughput: {1000 / statistics.fmean(stages['total']):.1f} images/s")
 
     # classifier alone: ms per face in batches of 8
+    if pipe.classifier is None:
+        return
     crops = crop_faces(read_image(images[0].path), np.array([[10, 10, 60, 60]] * 8, np.float32))
     clf = pipe.classifier
     for _ in range(5):

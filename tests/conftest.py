@@ -33,3 +33,16 @@ def shared_dir() -> Path:
 @pytest.fixture(scope="session")
 def kaggle_dir(shared_dir: Path) -> Path:
     return shared_dir / "data" / "kaggle-face-mask"
+
+
+def copy_kaggle_scenes(kaggle: Path, dst: Path, count: int) -> list[str]:
+    """The first ``count`` Kaggle scenes (sorted) copied into a VOC folder ``dst``; returns their stems."""
+    import shutil
+
+    (dst / "images").mkdir(parents=True)
+    (dst / "annotations").mkdir()
+    names = sorted(p.stem for p in (kaggle / "annotations").glob("*.xml"))[:count]
+    for stem in names:
+        shutil.copy(kaggle / "images" / f"{stem}.jpg", dst / "images")
+        shutil.copy(kaggle / "annotations" / f"{stem}.xml", dst / "annotations")
+    return names

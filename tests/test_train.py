@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 pytest.importorskip("torch")
 
+from conftest import copy_kaggle_scenes  # noqa: E402
 from maskwatch.cli import app  # noqa: E402
 
 runner = CliRunner()
@@ -21,12 +22,7 @@ def tiny_sets(tmp_path_factory, shared_dir):
     root = tmp_path_factory.mktemp("tiny")
     kaggle = shared_dir / "data" / "kaggle-face-mask"
     voc = root / "voc"
-    (voc / "images").mkdir(parents=True)
-    (voc / "annotations").mkdir()
-    names = sorted(p.stem for p in (kaggle / "annotations").glob("*.xml"))[:24]
-    for stem in names:
-        shutil.copy(kaggle / "images" / f"{stem}.jpg", voc / "images")
-        shutil.copy(kaggle / "annotations" / f"{stem}.xml", voc / "annotations")
+    copy_kaggle_scenes(kaggle, voc, 24)
     (voc / "annotations" / "broken.xml").write_text("<annotation><object>")
     folders = root / "folders"
     src = shared_dir / "data" / "chandrikadeb7-faces"

@@ -23,15 +23,29 @@ class StageTimer:
         return now
 
 
+#: Where a face's mask state comes from when the detector judges masks itself (``centerface-mask``,
+#: AIZOO, the masked-face UltraFace): its own probabilities, the crop classifier's, or their mean.
+FUSIONS = ("detector", "classifier", "fused")
+
+
 class MaskPipeline:
     """A face detector followed by the mask classifier.
 
-    ``classifier=None`` keeps whatever the detector said (peers that judge masks themselves).
+    ``classifier=None`` keeps whatever the detector said (``--classifier none``). With both, ``fusion``
+    says whose state counts: ``classifier`` (the detector's probs are replaced), ``detector`` (the
+    classifier is not run) or ``fused`` (the mean of both; a detector without a state falls back to
+    the classifier's). None: the detector's ``default_fusion``, else ``classifier``.
     """
 
-    def __init__(self, detector: Any, classifier: Any | None):
+    def __init__(self, detector: Any, classifier: Any | None, fusion: str | None = None):
+        fusion = fusion or getattr(detector, "default_fusion", None) or "classifier"
+        if fusion not in FUSIONS:
+            from .errors import MaskWatchError
+
+            raise MaskWatchError(f"unknown fusion '{fusion}'; choose from: {', '.join(FUSIONS)}")
         self.detector = detector
-        self.classifier = classifier
+        self.classifier = None if fusion == "detector" else classifier
+        self.fusion = fusion
 
     def __call__(self, image: np.ndarray, timer: StageTimer | None = None) -> Faces:
         start = time.perf_counter()
@@ -39,7 +53,10 @@ class MaskPipeline:
         if timer:
             start = timer.add("detect", start)
         if self.classifier is not None and len(faces):
+            own = faces.probs
             faces = self.classifier.classify(image, faces)
+            if self.fusion == "fused" and own is not None and faces.probs is not None:
+                faces = faces.with_(probs=(own + faces.probs) / 2)
         elif self.classifier is not None:
             faces = faces.with_(probs=np.zeros((0, 3), np.float32))
         if timer:
@@ -48,21 +65,34 @@ class MaskPipeline:
 
 
 def build_pipeline(
-    detector: str = "centerface",
+    detector: str | None = None,
     min_score: float | None = None,
     min_face: float = 0,
     threads: int | None = None,
     detector_model: str | None = None,
     classifier_model: str | None = None,
+    classifier: bool = True,
+    fusion: str | None = None,
     **detector_options: Any,
 ) -> MaskPipeline:
-    """The default MaskWatch pipeline, configured by name (what the CLI and the server build)."""
+    """The default MaskWatch pipeline, configured by name (what the CLI and the server build).
+
+    ``detector`` None: :data:`~maskwatch.detectors.DEFAULT_DETECTOR`. ``classifier=False`` runs no
+    crop classifier (the detector's own state, if it has one, is the answer).
+    """
     from .classifier import MaskClassifier
-    from .detectors import create_detector
+    from .detectors import DEFAULT_DETECTOR, create_detector
 
     options = dict(detector_options, min_face=min_face, threads=threads)
     if min_score is not None:
         options["min_score"] = min_score
     if detector_model is not None:
         options["model_path"] = detector_model
-    return MaskPipeline(create_detector(detector, **options), MaskClassifier(classifier_model, threads=threads))
+    found = create_detector(detector or DEFAULT_DETECTOR, **options)
+    if fusion == "detector" and not getattr(found, "default_fusion", None):
+        from .errors import MaskWatchError
+
+        raise MaskWatchError(f"detector '{found.name}' says no mask state of its own: --fusion detector needs "
+                             "centerface-mask (or run a classifier)")
+    use_classifier = classifier and fusion != "detector"
+    return MaskPipeline(found, MaskClassifier(classifier_model, threads=threads) if use_classifier else None, fusion)

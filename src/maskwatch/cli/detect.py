@@ -12,7 +12,7 @@ import typer
 
 from ._common import ImageBatch, err_console, fail, jsonl_output, user_errors, warn
 
-EXAMPLE_NOTE = "scikit-image's 'astronaut' (Eileen Collins, NASA, public domain)"
+EXAMPLE_NOTE = "the 'astronaut' photo of Eileen Collins (NASA, public domain), as in scikit-image"
 
 
 def register(app: typer.Typer) -> None:
@@ -20,12 +20,13 @@ def register(app: typer.Typer) -> None:
 
 
 def example_image_path() -> Path:
-    """The bundled example photo, carried by scikit-image (an installed dependency)."""
+    """The example photo inside the package (``maskwatch/examples/astronaut.jpg``)."""
     from ..registry import package_file
 
-    path = package_file("skimage", "data/astronaut.png")
+    path = package_file("maskwatch", "examples/astronaut.jpg")
     if path is None:
-        raise fail("the example photo (skimage/data/astronaut.png) is missing; pass your own image")
+        raise fail("the example photo (maskwatch/examples/astronaut.jpg) is missing from this installation; "
+                   "pass your own image")
     return path
 
 
@@ -65,9 +66,15 @@ def detect_command(
     min_score: Optional[float] = typer.Option(None, "--min-score", min=0.0, max=1.0,
                                               help="Face confidence threshold (default: the detector's own, 0.3 for CenterFace)."),
     min_face: float = typer.Option(0, "--min-face", min=0, help="Ignore faces whose shorter side is below this many pixels."),
-    detector: str = typer.Option("centerface", "--detector", help="centerface, yunet, ultraface, mtcnn or aizoo."),
+    detector: Optional[str] = typer.Option(None, "--detector", help="centerface-mask (default: MaskWatch's own, "
+                                           "judges masks itself), centerface (stock), yunet, ultraface, mtcnn or aizoo."),
     detector_model: Optional[Path] = typer.Option(None, "--detector-model", help="Model file for the detector."),
-    classifier_model: Optional[Path] = typer.Option(None, "--classifier-model", help="Mask classifier ONNX file."),
+    classifier: str = typer.Option("default", "--classifier", help="Crop classifier: default (the shipped one), "
+                                   "none (the detector's own mask state only), or an ONNX file."),
+    classifier_model: Optional[Path] = typer.Option(None, "--classifier-model", help="Mask classifier ONNX file "
+                                                    "(the same as --classifier FILE)."),
+    fusion: Optional[str] = typer.Option(None, "--fusion", help="Whose mask state counts when the detector has its "
+                                         "own: detector, classifier or fused (mean). Default: the detector's."),
     input_size: Optional[int] = typer.Option(None, "--input-size", help="CenterFace: longer side resized to this (default 544)."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for inference (default: all)."),
     no_draw: bool = typer.Option(False, "--no-draw", help="Do not write annotated images."),
@@ -95,11 +102,15 @@ def detect_command(
     found = find_images(inputs)
     if threads:
         cv2.setNumThreads(threads)
-    options = {"input_size": input_size} if input_size and detector == "centerface" else {}
+    options = {"input_size": input_size} if input_size and (detector or "centerface").startswith("centerface") else {}
+    use_classifier = classifier.lower() != "none"
+    if use_classifier and classifier.lower() != "default":
+        classifier_model = Path(classifier)
     with user_errors():
         pipeline = build_pipeline(detector, min_score=min_score, min_face=min_face, threads=threads,
                                   detector_model=str(detector_model) if detector_model else None,
-                                  classifier_model=str(classifier_model) if classifier_model else None, **options)
+                                  classifier_model=str(classifier_model) if classifier_model else None,
+                                  classifier=use_classifier, fusion=fusion, **options)
 
     roots = {Path(p).resolve(): Path(p) for p in inputs if Path(p).is_dir()}
     counts: Counter = Counter()

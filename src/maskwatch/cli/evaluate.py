@@ -121,21 +121,24 @@ def detect_command(
     threads: int = typer.Option(2, "--threads", help="CPU threads per model."),
     label_map: Optional[str] = typer.Option(None, "--label-map", help="Extra class names: a=mask,b=no_mask,..."),
     dataset_format: str = typer.Option("auto", "--format", help="auto, voc, yolo or coco."),
-    no_classifier: bool = typer.Option(False, "--no-classifier", help="Detector only: class APs are n/a."),
+    no_classifier: bool = typer.Option(False, "--no-classifier", help="No crop classifier: the detector's own mask "
+                                       "state (centerface-mask, aizoo, ultraface), else class APs are n/a."),
     classifier_model: Optional[Path] = typer.Option(None, "--classifier-model", help="Mask classifier ONNX file."),
+    fusion: Optional[str] = typer.Option(None, "--fusion", help="Comma list of detector, classifier, fused: one run "
+                                         "each for detectors with a state of their own (default: the detector's default)."),
     report_dir: Optional[Path] = typer.Option(None, "--report", help="Write report.json, report.md and plots here."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Evaluate only the first N images."),
 ) -> None:
     """Face detection and mask-state detection metrics (TP/FP at IoU .3/.5, AP, mAP) on an annotated dataset."""
     try:
         _detect(dataset_path, detector, detector_model, predictions, split_file, min_score, operating_score,
-                threads, label_map, dataset_format, no_classifier, classifier_model, report_dir, limit)
+                threads, label_map, dataset_format, no_classifier, classifier_model, report_dir, limit, fusion)
     except (MaskWatchError, ValueError) as exc:
         _fail(exc)
 
 
 def _detect(dataset_path, detector, detector_model, predictions, split_file, min_score, operating_score, threads,
-            label_map, dataset_format, no_classifier, classifier_model, report_dir, limit) -> None:
+            label_map, dataset_format, no_classifier, classifier_model, report_dir, limit, fusion=None) -> None:
     from ..data.dataset import DatasetReport
     from ..data.labels import parse_label_map
     from ..evaluate.detection import evaluate_detections
@@ -177,11 +180,19 @@ def _detect(dataset_path, detector, detector_model, predictions, split_file, min
             except MaskWatchError as exc:
                 raise MaskWatchError(f"{exc} (use --no-classifier to evaluate face detection only)") from None
         paths = _parse_pairs(detector_model, "--detector-model")
+        from ..pipeline import FUSIONS
 
+        fusions = [f.strip().lower() for f in (fusion or "").split(",") if f.strip()] or [None]
+        for f in fusions:
+            if f is not None and f not in FUSIONS:
+                raise MaskWatchError(f"--fusion: unknown '{f}'; choose from: {', '.join(FUSIONS)}")
         for name in [n.strip().lower() for n in detector.split(",") if n.strip()]:
             try:
-                runs.append(_run_detector(name, images, classifier, paths.get(name), min_score, operating_score,
-                                          threads))
+                for f in fusions:
+                    run = _run_detector(name, images, classifier, paths.get(name), min_score, operating_score,
+                                        threads, f)
+                    if run is not None:
+                        runs.append(run)
             except MaskWatchError as exc:  # one unavailable detector does not stop the comparison
                 failed.append({"name": name, "error": str(exc)})
                 err.print(f"error: detector {name}: {exc}", markup=False, highlight=False, soft_wrap=True)
@@ -211,7 +222,8 @@ def _detect(dataset_path, detector, detector_model, predictions, split_file, min
 
 
 def _run_detector(name: str, images, classifier, model_path: str | None, min_score: float,
-                  operating_score: float | None, threads: int) -> dict[str, Any]:
+                  operating_score: float | None, threads: int, fusion: str | None = None) -> dict[str, Any] | None:
+    """One evaluated system; None when ``fusion`` does not apply (a detector with no state of its own)."""
     from ..detectors import create_detector
     from ..evaluate.inputs import run_system
     from ..pipeline import MaskPipeline
@@ -220,14 +232,17 @@ def _run_detector(name: str, images, classifier, model_path: str | None, min_sco
     options: dict[str, Any] = {"min_score": min(min_score, op), "threads": threads}
     if model_path:
         options["model_path"] = model_path
-    pipeline = MaskPipeline(create_detector(name, **options), classifier)
-    preds = run_system(images, pipeline, _progress(name))
-    _warn_problems(preds.problems, f"{name}: ")
-    models = [_model_entry(name, model_path)]
-    if classifier is not None:
-        models.append(_model_entry("mask-classifier", str(classifier.path)))
-    return {"name": name if classifier is None else f"{name}+classifier", "min_score": min(min_score, op),
-            "preds": preds, "op": op, "models": models}
+    found = create_detector(name, **options)
+    if fusion is not None and fusion != "classifier" and not getattr(found, "default_fusion", None):
+        return None
+    pipeline = MaskPipeline(found, classifier, fusion)
+    label = name if pipeline.classifier is None else f"{name}+{'fused' if pipeline.fusion == 'fused' else 'classifier'}"
+    preds = run_system(images, pipeline, _progress(label))
+    _warn_problems(preds.problems, f"{label}: ")
+    models = [_model_entry(getattr(found, "registry_name", name), model_path)]
+    if pipeline.classifier is not None:
+        models.append(_model_entry("mask-classifier", str(pipeline.classifier.path)))
+    return {"name": label, "min_score": min(min_score, op), "preds": preds, "op": op, "models": models}
 
 
 def _sha(path: Path) -> str | None:

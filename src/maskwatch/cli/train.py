@@ -1,4 +1,4 @@
-"""``maskwatch train``: train the three-state mask classifier and export it to ONNX."""
+"""``maskwatch train-classifier`` (alias ``train``) and ``maskwatch train-detector``: train, then export to ONNX."""
 
 from __future__ import annotations
 
@@ -11,9 +11,27 @@ import typer
 from ._common import fail, need_extra, user_errors, warn
 
 
+def info(line: str) -> None:
+    typer.echo(line, err=True)
+
+
 def register(app: typer.Typer) -> None:
     app.command("train")(train_command)
+    app.command("train-classifier")(train_command)
+    app.command("train-detector")(train_detector_command)
     app.command("export-classifier")(export_classifier_command)
+
+
+def _checked_run_dir_and_label_map(out: Path, resume: bool, overwrite: bool, label_map: Optional[str]) -> dict[str, str]:
+    """Refuse a non-empty run directory unless resuming or overwriting; parse ``--label-map``."""
+    from ..data.labels import parse_label_map
+
+    if out.exists() and any(out.iterdir()) and not (resume or overwrite):
+        raise fail(f"run directory {out} exists and is not empty; use --resume to continue it or --overwrite")
+    try:
+        return parse_label_map(label_map)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
 
 
 def train_command(
@@ -60,12 +78,7 @@ def train_command(
         + [SourceSpec.parse("synth", s) for s in synth]
     if not sources:
         raise fail("give at least one dataset with --voc, --folders or --synth")
-    if out.exists() and any(out.iterdir()) and not (resume or overwrite):
-        raise fail(f"run directory {out} exists and is not empty; use --resume to continue it or --overwrite")
-    try:
-        mapping = parse_label_map(label_map)
-    except ValueError as exc:
-        raise fail(str(exc)) from None
+    mapping = _checked_run_dir_and_label_map(out, resume, overwrite, label_map)
     fixes: dict[str, str] = {}
     with user_errors():
         for file in relabel:
@@ -101,3 +114,61 @@ def export_classifier_command(
     with user_errors():
         result = export_runs(runs, out, flip)
     typer.echo(json.dumps(result))
+
+
+def train_detector_command(
+    out: Path = typer.Option(..., "--out", help="Run directory (config, checkpoints, curves, metrics, ONNX)."),
+    voc: List[str] = typer.Option([], "--voc", help="Pascal VOC scenes, PATH[:WEIGHT]; repeatable."),
+    yolo: List[str] = typer.Option([], "--yolo", help="YOLO scenes, PATH[:WEIGHT]; repeatable."),
+    coco: List[str] = typer.Option([], "--coco", help="COCO .json (or folder with one), PATH[:WEIGHT]; repeatable."),
+    synth: List[str] = typer.Option([], "--synth", help="`maskwatch synth` output made from scenes, PATH[:WEIGHT]: "
+                                    "trains only; scenes made from val / test photos are dropped."),
+    epochs: int = typer.Option(30, min=1),
+    batch_size: int = typer.Option(8, min=1),
+    crop: int = typer.Option(320, min=64, help="Side of the square training crops (a multiple of 32)."),
+    samples_per_epoch: int = typer.Option(400, min=1, help="Training crops per epoch."),
+    lr: float = typer.Option(5e-4, help="Learning rate of the pretrained layers (the new state head: 4x)."),
+    frozen: int = typer.Option(16, min=0, help="Leading backbone convolutions kept fixed (of 63)."),
+    patience: int = typer.Option(6, min=1, help="Early stop after this many epochs without a gain in val 3-class mAP."),
+    distill: bool = typer.Option(True, help="Distil the stock CenterFace's heatmap and landmarks on every crop."),
+    seed: int = typer.Option(0, help="Seed for sampling and augmentation (the split seed is always the project's, 0)."),
+    threads: Optional[int] = typer.Option(None, help="CPU threads for torch."),
+    workers: int = typer.Option(1, min=0, help="Data loader processes (augmentation and the teacher run there)."),
+    device: str = typer.Option("auto", help="auto (GPU when present), cpu or cuda."),
+    resume: bool = typer.Option(False, help="Continue the run in --out from its last checkpoint."),
+    overwrite: bool = typer.Option(False, help="Allow an existing, non-empty --out."),
+    teacher_model: Optional[str] = typer.Option(None, help="Stock CenterFace ONNX (default: from the registry)."),
+    init_from: Optional[Path] = typer.Option(None, help="Start from the weights of an earlier run's best.pt "
+                                             "(a second stage, e.g. at a lower --lr), not from the stock model."),
+    label_map: Optional[str] = typer.Option(None, help="Extra class names, e.g. 'face=no_mask,masked=mask'."),
+) -> None:
+    """Fine-tune CenterFace on scenes with a mask-state head and export it to ONNX (detect --detector centerface-mask --detector-model OUT/centerface_mask.onnx).
+
+    The project's seeded split (60/15/25 per image, seed 0) decides train and val scenes; the test
+    scenes are never read. Example:
+    maskwatch train-detector --voc data/kaggle-face-mask --synth synth-scenes --out runs/det
+    """
+    need_extra("torch", "train")
+    from ..data.labels import parse_label_map
+    from ..train.data import SourceSpec
+    from ..train.detector_loop import DetectorTrainConfig
+    from ..train.detector_run import run_detector_training
+
+    datasets = [(s.path, s.weight) for s in (SourceSpec.parse(k, v) for k, vs in
+                                             (("voc", voc), ("yolo", yolo), ("coco", coco)) for v in vs)]
+    synths = [(s.path, s.weight) for s in (SourceSpec.parse("synth", v) for v in synth)]
+    if not datasets:
+        raise fail("give at least one scene dataset with --voc, --yolo or --coco (its val split stops training)")
+    if crop % 32:
+        raise fail(f"--crop {crop} is not a multiple of 32")
+    mapping = _checked_run_dir_and_label_map(out, resume, overwrite, label_map)
+    config = DetectorTrainConfig(epochs=epochs, batch_size=batch_size, crop=crop, samples_per_epoch=samples_per_epoch,
+                                 lr=lr, state_lr=lr * 4, frozen=frozen, patience=patience, distill=distill, seed=seed,
+                                 threads=threads, workers=workers, device=device)
+    with user_errors():
+        metrics = run_detector_training(datasets, synths, out, config, teacher_model, resume=resume,
+                                        label_map=mapping, log=info, init_from=init_from)
+    val = metrics["val"]
+    typer.echo(f"val (best epoch {metrics['best_epoch']}): 3-class mAP@0.5 {val['map50_3class']:.4f}, "
+               f"2-class {val['map50_2class']:.4f}, face AP {val['face_ap50']:.4f}")
+    typer.echo(f"model: {metrics['onnx']} (ONNX vs PyTorch max diff {metrics['onnx_max_abs_diff']:.2e})")

@@ -9,12 +9,16 @@ from .base import FaceDetector, filter_faces
 
 #: name -> "module:Class"; modules are imported only when their detector is asked for.
 DETECTORS: dict[str, str] = {
+    "centerface-mask": "maskwatch.detectors.centerface_mask:CenterFaceMaskDetector",
     "centerface": "maskwatch.detectors.centerface:CenterFaceDetector",
     "yunet": "maskwatch.detectors.yunet:YuNetDetector",
     "ultraface": "maskwatch.detectors.ultraface:UltraFaceDetector",
     "mtcnn": "maskwatch.detectors.mtcnn:MTCNNDetector",
     "aizoo": "maskwatch.detectors.aizoo:AizooDetector",
 }
+
+#: What every command uses unless told otherwise: MaskWatch's own mask-aware detector.
+DEFAULT_DETECTOR = "centerface"
 
 
 def create_detector(name: str, **options: Any) -> FaceDetector:
@@ -29,4 +33,4 @@ def create_detector(name: str, **options: Any) -> FaceDetector:
     return getattr(module, class_name)(**options)
 
 
-__all__ = ["DETECTORS", "FaceDetector", "create_detector", "filter_faces"]
+__all__ = ["DEFAULT_DETECTOR", "DETECTORS", "FaceDetector", "create_detector", "filter_faces"]

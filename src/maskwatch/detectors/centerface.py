@@ -55,13 +55,16 @@ def _dynamic_model_bytes(path: str) -> bytes:
 
 
 class CenterFaceDetector:
-    """CenterFace on CPU.
+    """The stock CenterFace on CPU (boxes, scores, 5 landmarks; no mask state).
 
     input_size: the longer image side is resized to this many pixels before detection
     (None: native size). Small faces gain from upscaling; speed falls with the square of it.
     """
 
     name = "centerface"
+    registry_name = "centerface"
+    input_name = INPUT_NAME
+    output_names = OUTPUT_NAMES
 
     def __init__(
         self,
@@ -73,13 +76,17 @@ class CenterFaceDetector:
         threads: int | None = None,
         box_adjust: tuple[float, float, float, float] | None = DEFAULT_BOX_ADJUST,
     ):
-        path = resolve_model("centerface", model_path)
-        self.session = onnx_session(_dynamic_model_bytes(str(path)), threads, name=str(path))
+        path = resolve_model(self.registry_name, model_path)
+        self.model_path = str(path)
+        self.session = onnx_session(self._model_bytes(str(path)), threads, name=str(path))
         self.min_score = float(min_score)
         self.min_face = float(min_face)
         self.input_size = input_size
         self.nms_iou = nms_iou
         self.box_adjust = None if box_adjust is None else np.asarray(box_adjust, np.float32)
+
+    def _model_bytes(self, path: str) -> bytes:
+        return _dynamic_model_bytes(path)
 
     def _prepare(self, image: np.ndarray) -> tuple[np.ndarray, float]:
         h, w = image.shape[:2]
@@ -95,8 +102,9 @@ class CenterFaceDetector:
 
     def detect(self, image: np.ndarray) -> Faces:
         blob, scale = self._prepare(image)
-        heat, size, offset, marks = self.session.run(OUTPUT_NAMES, {INPUT_NAME: blob})
-        faces = self._decode(heat[0, 0], size[0], offset[0], marks[0], min(self.min_score, 0.99))
+        heat, size, offset, marks, *state = self.session.run(self.output_names, {self.input_name: blob})
+        faces = decode_centerface(heat[0, 0], size[0], offset[0], marks[0], min(self.min_score, 0.99), self.nms_iou,
+                                  state[0][0] if state else None)
         if len(faces):
             faces.boxes /= scale
             if self.box_adjust is not None:
@@ -106,22 +114,30 @@ class CenterFaceDetector:
             faces.boxes = clip_boxes(faces.boxes, image.shape[1], image.shape[0])
         return filter_faces(faces, self.min_score, self.min_face)
 
-    def _decode(self, heat, size, offset, marks, threshold: float) -> Faces:
-        # CenterNet-style peak picking: keep only local maxima of the heatmap (3x3), then NMS.
-        peaks = (heat >= cv2.dilate(heat, np.ones((3, 3), np.uint8))) & (heat > threshold)
-        ys, xs = np.nonzero(peaks)
-        if ys.size == 0:
-            return Faces.empty(with_landmarks=True)
-        box_h = np.exp(size[0, ys, xs]) * 4
-        box_w = np.exp(size[1, ys, xs]) * 4
-        cy = (ys + offset[0, ys, xs] + 0.5) * 4
-        cx = (xs + offset[1, ys, xs] + 0.5) * 4
-        x1, y1 = cx - box_w / 2, cy - box_h / 2
-        boxes = np.stack([x1, y1, x1 + box_w, y1 + box_h], axis=1)
-        scores = heat[ys, xs]
-        # landmark channels alternate (y, x) offsets relative to the box's top-left, in box units
-        lm_y = marks[0::2, ys, xs].T * box_h[:, None] + y1[:, None]
-        lm_x = marks[1::2, ys, xs].T * box_w[:, None] + x1[:, None]
-        landmarks = np.stack([lm_x, lm_y], axis=2)
-        keep = nms(boxes, scores, self.nms_iou)
-        return Faces(boxes=boxes[keep], scores=scores[keep], landmarks=landmarks[keep])
+
+def decode_centerface(heat: np.ndarray, size: np.ndarray, offset: np.ndarray, marks: np.ndarray, threshold: float,
+                      nms_iou: float, state: np.ndarray | None = None) -> Faces:
+    """Faces from one image's stride-4 maps, in input pixels (CenterNet-style peak picking, then NMS).
+
+    heat (h, w); size, offset (2, h, w); marks (10, h, w); state (3, h, w) probabilities or None.
+    """
+    peaks = (heat >= cv2.dilate(heat, np.ones((3, 3), np.uint8))) & (heat > threshold)
+    ys, xs = np.nonzero(peaks)
+    if ys.size == 0:
+        faces = Faces.empty(with_landmarks=True)
+        return faces if state is None else faces.with_(probs=np.zeros((0, 3), np.float32))
+    box_h = np.exp(size[0, ys, xs]) * 4
+    box_w = np.exp(size[1, ys, xs]) * 4
+    cy = (ys + offset[0, ys, xs] + 0.5) * 4
+    cx = (xs + offset[1, ys, xs] + 0.5) * 4
+    x1, y1 = cx - box_w / 2, cy - box_h / 2
+    boxes = np.stack([x1, y1, x1 + box_w, y1 + box_h], axis=1)
+    scores = heat[ys, xs]
+    # landmark channels alternate (y, x) offsets relative to the box's top-left, in box units
+    lm_y = marks[0::2, ys, xs].T * box_h[:, None] + y1[:, None]
+    lm_x = marks[1::2, ys, xs].T * box_w[:, None] + x1[:, None]
+    landmarks = np.stack([lm_x, lm_y], axis=2)
+    probs = None if state is None else state[:, ys, xs].T
+    keep = nms(boxes, scores, nms_iou)
+    return Faces(boxes=boxes[keep], scores=scores[keep], landmarks=landmarks[keep],
+                 probs=None if probs is None else probs[keep])

@@ -139,7 +139,16 @@ def validation_losses(labels: np.ndarray, probs: np.ndarray) -> tuple[float, flo
     return float(nll.mean()), float(np.mean(per_class))
 
 
-def _checkpoint(path: Path, **state) -> None:
+def restore_checkpoint(path: Path, device: torch.device, model, optimiser, scheduler) -> dict:
+    """Load ``last.pt`` into the model, optimiser and scheduler; returns the whole saved state."""
+    state = torch.load(path, map_location=device, weights_only=False)
+    model.load_state_dict(state["model"])
+    optimiser.load_state_dict(state["optimiser"])
+    scheduler.load_state_dict(state["scheduler"])
+    return state
+
+
+def save_checkpoint(path: Path, **state) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
     tmp.replace(path)
@@ -179,10 +188,7 @@ def train(faces: FaceSet, run_dir: Path, config: TrainConfig, resume: bool = Fal
     if resume:
         if not last_path.is_file():
             raise MaskWatchError(f"cannot resume: {last_path} does not exist")
-        state = torch.load(last_path, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimiser"])
-        scheduler.load_state_dict(state["scheduler"])
+        state = restore_checkpoint(last_path, device, model, optimiser, scheduler)
         start_epoch, best_score, bad_epochs, history = state["epoch"] + 1, state["best_score"], state["bad_epochs"], state["history"]
         log(f"resumed from epoch {state['epoch'] + 1}")
 
@@ -238,10 +244,10 @@ def train(faces: FaceSet, run_dir: Path, config: TrainConfig, resume: bool = Fal
             improved = score > best_score
             if improved:
                 best_score, bad_epochs = score, 0
-                _checkpoint(best_path, model=model.state_dict(), epoch=epoch, val=val, config=asdict(config))
+                save_checkpoint(best_path, model=model.state_dict(), epoch=epoch, val=val, config=asdict(config))
             else:
                 bad_epochs += 1
-            _checkpoint(last_path, model=model.state_dict(), optimiser=optimiser.state_dict(),
+            save_checkpoint(last_path, model=model.state_dict(), optimiser=optimiser.state_dict(),
                         scheduler=scheduler.state_dict(), epoch=epoch, best_score=best_score,
                         bad_epochs=bad_epochs, history=history)
             (run_dir / "history.json").write_text(json.dumps(history, indent=1))

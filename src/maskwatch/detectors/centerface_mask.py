@@ -1,0 +1,55 @@
+"""MaskWatch's own detector: CenterFace fine-tuned on face-mask scenes, with a mask-state head.
+
+Trained by ``maskwatch train-detector`` (see MODEL_CARD_DETECTOR.md). One pass gives boxes,
+scores, the five landmarks and mask / no_mask / incorrect probabilities read at each face centre,
+so the crop classifier is optional. Its boxes follow the datasets' brow-to-chin convention
+(it was trained on them), so no box adjustment applies.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from ..errors import ModelError
+from .centerface import CenterFaceDetector
+
+#: Operating point and input size, chosen on the Kaggle val split (see MODEL_CARD_DETECTOR.md).
+DEFAULT_INPUT_SIZE = 544
+DEFAULT_MIN_SCORE = 0.3
+#: How the pipeline combines this detector's state with the crop classifier's by default
+#: ("detector", "classifier" or "fused"), chosen on the val split.
+DEFAULT_FUSION = "fused"
+OUTPUTS = ["heatmap", "size", "offset", "landmarks", "state"]
+
+
+@lru_cache(maxsize=4)
+def _checked_model_bytes(path: str) -> bytes:
+    import onnx
+
+    try:
+        model = onnx.load(path)
+    except Exception as exc:  # protobuf raises its own types for unreadable files
+        raise ModelError(f"{path}: not a readable ONNX model ({type(exc).__name__}: {exc})") from None
+    names = [o.name for o in model.graph.output]
+    if names != OUTPUTS:
+        raise ModelError(f"{path}: not a MaskWatch centerface-mask model (outputs {names}, expected {OUTPUTS}); "
+                         "the stock CenterFace is --detector centerface")
+    return model.SerializeToString()
+
+
+class CenterFaceMaskDetector(CenterFaceDetector):
+    """The fine-tuned CenterFace with a state head: sets ``probs`` on the faces it finds."""
+
+    name = "centerface-mask"
+    registry_name = "centerface-mask"
+    input_name = "input"
+    output_names = OUTPUTS
+    default_fusion = DEFAULT_FUSION
+
+    def __init__(self, model_path: str | None = None, min_score: float = DEFAULT_MIN_SCORE, min_face: float = 0,
+                 input_size: int | None = DEFAULT_INPUT_SIZE, nms_iou: float = 0.3, threads: int | None = None,
+                 box_adjust: tuple[float, float, float, float] | None = None):
+        super().__init__(model_path, min_score, min_face, input_size, nms_iou, threads, box_adjust)
+
+    def _model_bytes(self, path: str) -> bytes:
+        return _checked_model_bytes(path)
