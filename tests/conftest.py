@@ -46,3 +46,47 @@ def copy_kaggle_scenes(kaggle: Path, dst: Path, count: int) -> list[str]:
         shutil.copy(kaggle / "images" / f"{stem}.jpg", dst / "images")
         shutil.copy(kaggle / "annotations" / f"{stem}.xml", dst / "annotations")
     return names
+
+
+def _need(what: str) -> None:
+    """Skip (fail under CI, which installs every server) when a server binary is missing."""
+    message = f"needs {what}"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message + "; .ci/run installs it")
+    pytest.skip(message)
+
+
+def _serve(starter: str):
+    import servers
+
+    try:
+        server = getattr(servers, starter)()
+    except FileNotFoundError as exc:
+        _need(str(exc))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server on 127.0.0.1 for the session (``.url`` is a SQLAlchemy URL)."""
+    yield from _serve("start_postgres")
+
+
+@pytest.fixture()
+def postgres_url(postgres_server, request) -> str:
+    """A fresh, empty database on the session's PostgreSQL server."""
+    import re
+    import subprocess
+
+    name = "t_" + re.sub(r"[^a-z0-9]", "_", request.node.name.lower())[:40] + f"_{os.getpid()}"
+    psql = str(postgres_server.info["bindir"] / "psql") if (postgres_server.info["bindir"] / "psql").exists() else "psql"
+    subprocess.run([psql, "-h", "127.0.0.1", "-p", str(postgres_server.port), "-U", "postgres", "-q", "-c",
+                    f"DROP DATABASE IF EXISTS {name}", "-c", f"CREATE DATABASE {name}"], check=True, capture_output=True)
+    return postgres_server.url.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture()
+def mqtt_broker():
+    """A mosquitto broker on 127.0.0.1 for one test (``.port``; ``.stop()`` to take it down mid-test)."""
+    yield from _serve("start_mosquitto")

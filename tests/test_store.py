@@ -57,6 +57,21 @@ def test_store_round_trip_and_filters(db, tmp_path):
     assert EventStore(str(tmp_path / "events.db")).query()[0].track_id == 1
 
 
+def test_store_round_trip_on_postgresql(postgres_url):
+    store = EventStore(postgres_url)
+    assert store.engine.dialect.name == "postgresql"
+    for ev in make_events():
+        assert store.add(ev)
+    store.close()
+    store = EventStore(postgres_url)  # a second connection sees what the first committed
+    got = store.query()
+    assert [e.type for e in got] == ["entered_unmasked", "mask_removed", "source_lost"]
+    assert got[1].time == T0 + timedelta(minutes=5) and got[1].box == [1, 2, 3, 4] and got[2].extra == {"gap_s": 3.5}
+    assert [e.id for e in store.query(since=T0 + timedelta(minutes=1))] == [got[1].id, got[2].id]
+    assert [e.track_id for e in store.query(camera="door", newest_first=True, limit=1)] == [2]
+    store.close()
+
+
 def test_failed_write_is_kept_and_written_later(tmp_path):
     store = EventStore(f"sqlite:///{tmp_path / 'e.db'}")
     original = store.engine

@@ -326,7 +326,8 @@ def test_watch_cli_end_to_end(tmp_path, sprites):
     assert row["source"] == str(video) and 100 <= row["frame"] <= 100 + event_tolerance_frames(3)
 
 
-def test_watch_cli_ctrl_c_finalises_video(tmp_path, sprites):
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_watch_cli_ctrl_c_finalises_video(tmp_path, sprites, stop_signal):
     from scenes import write_colour_key_onnx
 
     video = Scene([Actor(sprites[0], path=lambda f: (100 + f % 300, 150), state=lambda f: "mask")],

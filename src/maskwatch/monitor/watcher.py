@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -151,18 +153,21 @@ def run_watch(source: Iterable[Any], watcher: Watcher,
     stats = RunStats()
     started = time.perf_counter()
     try:
-        for item in source:
-            if isinstance(item, SourceStatus):
-                watcher.source_status(item)
-                stats.events += 1
-                continue
-            faces, events = watcher.process(item)
-            stats.frames += 1
-            stats.events += len(events)
-            if on_frame is not None:
-                on_frame(item, faces, events)
-            if max_frames is not None and stats.frames >= max_frames:
-                break
+        with _StopSignals() as stop:
+            for item in source:
+                if stop.requested:
+                    raise KeyboardInterrupt
+                if isinstance(item, SourceStatus):
+                    watcher.source_status(item)
+                    stats.events += 1
+                    continue
+                faces, events = watcher.process(item)
+                stats.frames += 1
+                stats.events += len(events)
+                if on_frame is not None:
+                    on_frame(item, faces, events)
+                if max_frames is not None and stats.frames >= max_frames:
+                    break
     except KeyboardInterrupt:
         stats.interrupted = True
     finally:
@@ -172,3 +177,27 @@ def run_watch(source: Iterable[Any], watcher: Watcher,
     stats.seconds = time.perf_counter() - started
     stats.stage_ms = dict(watcher.timer.ms)
     return stats
+
+
+class _StopSignals:
+    """SIGINT and SIGTERM ask the run to stop after the frame in hand, so every sink sees whole frames
+    (the video gets its last frame and its index, the JSON lines match it). A second signal stops at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> "_StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
