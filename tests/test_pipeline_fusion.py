@@ -71,3 +71,11 @@ def test_fusion_detector_needs_a_detector_with_a_state():
 
     with pytest.raises(MaskWatchError, match="no mask state of its own"):
         build_pipeline("centerface", fusion="detector")
+
+
+def test_centerface_mask_without_a_model_says_how_to_get_one():
+    from maskwatch.detectors import create_detector
+    from maskwatch.errors import ModelError
+
+    with pytest.raises(ModelError, match="no bundled model yet: train one with `maskwatch train-detector"):
+        create_detector("centerface-mask")

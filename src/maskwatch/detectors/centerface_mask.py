@@ -49,6 +49,11 @@ class CenterFaceMaskDetector(CenterFaceDetector):
     def __init__(self, model_path: str | None = None, min_score: float = DEFAULT_MIN_SCORE, min_face: float = 0,
                  input_size: int | None = DEFAULT_INPUT_SIZE, nms_iou: float = 0.3, threads: int | None = None,
                  box_adjust: tuple[float, float, float, float] | None = None):
+        if model_path is None:
+            # No trained model ships yet (see MODEL_CARD_DETECTOR.md): say how to get one.
+            raise ModelError("the centerface-mask detector has no bundled model yet: train one with "
+                             "`maskwatch train-detector --out runs/det ...` and pass "
+                             "--detector-model runs/det/centerface_mask.onnx (the default detector is centerface)")
         super().__init__(model_path, min_score, min_face, input_size, nms_iou, threads, box_adjust)
 
     def _model_bytes(self, path: str) -> bytes:
