@@ -148,7 +148,7 @@ def _watch(source: str, out: Path | None, show: bool, json_out: str | None, stri
     skipped = f", snapshots skipped {snapper.skipped}" if snapper is not None and snapper.skipped else ""
     dropped = f", frames dropped {video.dropped}" if video.live else ""
     typer.echo(f"{'interrupted: ' if stats.interrupted else ''}{stats.frames} frames, {stats.fps:.1f} FPS, "
-               f"{stats.events} events -> {store.url}{skipped}{dropped}; ms/frame: {stages}", err=True)
+               f"{stats.events} events -> {store.shown_url}{skipped}{dropped}; ms/frame: {stages}", err=True)
 
 
 def parse_zone(text: str) -> Any:
