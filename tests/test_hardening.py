@@ -92,3 +92,75 @@ def test_live_source_name_has_no_password():
     with pytest.raises(InputError) as info:  # the error names the stream without its password
         LiveSource("rtsp://u:topsecret@127.0.0.1:1/x", open_timeout_s=0.2, opener=lambda spec, timeout: None)
     assert "topsecret" not in str(info.value) and "u:***@127.0.0.1" in str(info.value)
+
+
+# -- datasets and images ----------------------------------------------------------------------------
+
+EPS = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n{ 1 } loop\n%%EOF\n"
+
+
+def _hostile_voc(root):
+    from PIL import Image
+
+    (root / "images").mkdir(parents=True)
+    (root / "annotations").mkdir()
+    for stem in ("good", "inf", "bogus", "empty"):
+        Image.new("RGB", (64, 48), (90, 120, 150)).save(root / "images" / f"{stem}.jpg")
+    (root / "images" / "empty.jpg").write_bytes(b"")
+    box = "<object><name>with_mask</name><bndbox><xmin>4</xmin><ymin>4</ymin><xmax>30</xmax><ymax>30</ymax></bndbox></object>"
+    for stem, size in (("good", (64, 48)), ("inf", ("inf", "inf")), ("empty", (64, 48))):
+        (root / "annotations" / f"{stem}.xml").write_text(
+            f"<annotation><filename>{stem}.jpg</filename><size><width>{size[0]}</width><height>{size[1]}</height>"
+            f"</size>{box}</annotation>")
+    (root / "annotations" / "bogus.xml").write_bytes(b'<?xml version="1.0" encoding="x-bogus"?><annotation/>')
+    (root / "annotations" / "x.xml").mkdir()
+    return root
+
+
+def test_hostile_voc_folder_is_reported_not_fatal(tmp_path):
+    from maskwatch.data import read_voc
+
+    ds = read_voc(_hostile_voc(tmp_path / "voc"))
+    assert sorted(img.key for img in ds.images) == ["good", "inf"]  # inf: size read from the image
+    counts = ds.report.counts
+    assert counts["malformed XML"] == 1 and counts["unreadable annotation"] == 1 and counts["unreadable image"] == 1
+
+
+def test_eval_split_goes_on_past_hostile_files(tmp_path):
+    data = _hostile_voc(tmp_path / "voc")
+    out = CliRunner().invoke(cli_app, ["eval", "split", str(data), "--out", str(tmp_path / "splits")])
+    assert out.exit_code == 0, out.output
+    stems = [s for n in ("train", "val", "test") for s in (tmp_path / "splits" / f"{n}.txt").read_text().split()]
+    assert sorted(stems) == ["good", "inf"]
+
+
+def test_dhash_of_an_unreadable_or_huge_image_does_not_raise(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from maskwatch import images
+    from maskwatch.data.splits import dhash
+
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    Image.new("RGB", (200, 200)).save(tmp_path / "big.png")
+    monkeypatch.setattr(images, "DEFAULT_MAX_PIXELS", 100)
+    monkeypatch.setattr(images.open_image, "__defaults__", (None, 100))
+    assert dhash(tmp_path / "empty.jpg") != dhash(tmp_path / "big.png")
+
+
+def test_eps_is_refused_without_running_ghostscript(client, tmp_path, monkeypatch):
+    import subprocess
+
+    from maskwatch.errors import InputError
+    from maskwatch.images import decode_image_bytes, read_image
+
+    def no_subprocess(*a, **k):
+        raise AssertionError("a subprocess was started for an image")
+
+    monkeypatch.setattr(subprocess, "Popen", no_subprocess)
+    answer = client().post("/v1/detect", content=EPS)
+    assert answer.status_code == 400 and answer.json()["error"] == "not a readable image"
+    with pytest.raises(InputError):
+        decode_image_bytes(EPS)
+    (tmp_path / "x.jpg").write_bytes(EPS)
+    with pytest.raises(InputError):
+        read_image(tmp_path / "x.jpg")
