@@ -164,3 +164,41 @@ def test_eps_is_refused_without_running_ghostscript(client, tmp_path, monkeypatc
     (tmp_path / "x.jpg").write_bytes(EPS)
     with pytest.raises(InputError):
         read_image(tmp_path / "x.jpg")
+
+
+# -- detectors get only the options they take -------------------------------------------------------
+
+
+def test_detector_options_are_filtered_or_refused_by_name():
+    from maskwatch.detectors import Preferred, applicable_options
+    from maskwatch.detectors.centerface import CenterFaceDetector
+    from maskwatch.detectors.ultraface import UltraFaceDetector
+
+    opts = {"input_size": Preferred(640), "threads": None, "min_face": 20.0}
+    assert "input_size" not in applicable_options(UltraFaceDetector, "ultraface", opts)  # watch's default: dropped
+    assert applicable_options(CenterFaceDetector, "centerface", opts)["input_size"] == 640
+    with pytest.raises(MaskWatchError, match="ultraface.*input-size.*centerface"):
+        applicable_options(UltraFaceDetector, "ultraface", {"input_size": 320})
+
+
+def test_synth_box_outside_the_image_is_skipped_not_a_crash(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from maskwatch.detectors.centerface import CenterFaceDetector
+    from maskwatch.synth import MaskSynthesizer, synthesize_folder
+
+    src = tmp_path / "voc"
+    (src / "images").mkdir(parents=True)
+    (src / "annotations").mkdir()
+    Image.new("RGB", (480, 400), (150, 150, 150)).save(src / "images" / "scene.jpg")
+    # the XML claims a larger image than the file: the box lies beyond the real pixels
+    (src / "annotations" / "scene.xml").write_text(
+        "<annotation><filename>scene.jpg</filename><size><width>2000</width><height>2000</height></size>"
+        "<object><name>without_mask</name><bndbox><xmin>900</xmin><ymin>900</ymin><xmax>1100</xmax><ymax>1100</ymax>"
+        "</bndbox></object></annotation>")
+    synth = MaskSynthesizer(min_face=20, detector=CenterFaceDetector(input_size=320, threads=1))
+    report = synthesize_folder(src, tmp_path / "out", synth, seed=1)
+    assert report.skipped["box outside image"] == 1
+    faces = CenterFaceDetector(threads=1).detect(np.zeros((0, 0, 3), np.uint8))  # was ZeroDivisionError
+    assert len(faces) == 0
