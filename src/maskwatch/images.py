@@ -14,6 +14,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .errors import InputError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+#: the only decoders Pillow may use (``formats=``): never EPS (Ghostscript), PDF, SVG-like or exotic plugins,
+#: whatever the file's first bytes claim (the JPEG opener also yields multi-picture MPO files from phones).
+PIL_FORMATS = ("JPEG", "PNG", "BMP", "WEBP", "TIFF")
 
 #: Default refusal limit: 64 megapixels (8000 x 8000) keeps decoding under ~200 MB of memory.
 DEFAULT_MAX_PIXELS = 64_000_000
@@ -53,17 +56,26 @@ def decode_image_bytes(data: bytes, name: str = "<upload>", max_pixels: int = DE
     return _decode(io.BytesIO(data), name, max_pixels, lambda: data[:512])
 
 
+def open_image(source: str | os.PathLike | io.BytesIO, name: object = None,
+               max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """``Image.open`` limited to :data:`PIL_FORMATS`, refusing more than ``max_pixels`` from the
+    header (before any decoding). Use it wherever MaskWatch reads an image with Pillow."""
+    img = Image.open(source, formats=PIL_FORMATS)
+    width, height = img.size
+    if max_pixels is not None and width * height > max_pixels:
+        img.close()
+        raise ImageTooLargeError(
+            name if name is not None else source,
+            f"image too large: {width}x{height} = {width * height / 1e6:.0f} MP "
+            f"exceeds the limit of {max_pixels / 1e6:.0f} MP (raise it with --max-pixels)",
+        )
+    return img
+
+
 def _decode(source: Path | io.BytesIO, name: object, max_pixels: int, head: Callable[[], bytes]) -> np.ndarray:
     """The checks and conversions shared by files and in-memory images."""
     try:
-        with Image.open(source) as img:
-            width, height = img.size
-            if width * height > max_pixels:
-                raise ImageTooLargeError(
-                    name,
-                    f"image too large: {width}x{height} = {width * height / 1e6:.0f} MP "
-                    f"exceeds the limit of {max_pixels / 1e6:.0f} MP (raise it with --max-pixels)",
-                )
+        with open_image(source, name, max_pixels) as img:
             img.load()
             return pil_to_bgr(ImageOps.exif_transpose(img))
     except InputError:

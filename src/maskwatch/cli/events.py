@@ -27,7 +27,10 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", text)
     if match:
         unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
-        return (now or datetime.now(timezone.utc)) - timedelta(**{unit: float(match.group(1))})
+        try:
+            return (now or datetime.now(timezone.utc)) - timedelta(**{unit: float(match.group(1))})
+        except OverflowError:
+            raise MaskWatchError(f"--since {text!r}: duration too long (it reaches before year 1)") from None
     try:
         when = datetime.fromisoformat(text)
     except ValueError:

@@ -29,6 +29,8 @@ def serve(
                                     help="Photos in progress or waiting before /v1/detect answers 503 busy."),
     api_key: Optional[str] = typer.Option(None, "--api-key", envvar="MASKWATCH_API_KEY",
                                           help="Require this key in the X-API-Key header of every /v1 endpoint but /v1/health ($MASKWATCH_API_KEY)."),
+    allowed_host: Optional[list[str]] = typer.Option(None, "--allowed-host", help="Host header value to answer "
+                                                     "besides localhost and --host (repeatable; '*': any, e.g. behind a proxy that checks it)."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level: critical, error, warning, info, debug."),
 ) -> None:
     """Serve the HTTP API (/v1/health, /v1/detect, /v1/events, /v1/stats) and the dashboard at /.
@@ -51,9 +53,11 @@ def serve(
     with user_errors():
         app = create_app(db=db, snapshot_dir=snapshot_dir, detector=detector, min_score=min_score, threads=threads,
                          max_upload_bytes=int(max_upload_mb * 2**20), max_pixels=max_pixels, api_key=api_key,
-                         max_pending=max_pending)
+                         max_pending=max_pending, hosts=[host, *(allowed_host or [])])
     err_console.print(f"dashboard: http://{host}:{port}/   API docs: http://{host}:{port}/docs", highlight=False)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
+    from ..server.limits import UVICORN_LIMITS
+
+    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5, **UVICORN_LIMITS)
 
 
 def _check_port_free(host: str, port: int) -> None:

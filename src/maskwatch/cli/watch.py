@@ -44,8 +44,9 @@ def watch(
                                        "raise events: x1,y1,x2,y2,x3,y3,... in frame pixels (e.g. the entrance)."),
     detector: str = typer.Option("centerface", "--detector", help="Face detector name."),
     min_score: Optional[float] = typer.Option(None, "--min-score", help="Detector score threshold."),
-    input_size: int = typer.Option(640, "--input-size", min=64,
-                                   help="Detector input: longer side in px (320 is ~4x faster, misses small faces)."),
+    input_size: Optional[int] = typer.Option(None, "--input-size", min=64,
+                                             help="Detector input: longer side in px (default 640; 320 is ~4x faster, misses "
+                                                  "small faces). CenterFace and YuNet only."),
     min_face: float = typer.Option(20.0, "--min-face", help="Ignore faces smaller than this (px, shorter side)."),
     classifier_model: Optional[Path] = typer.Option(None, "--classifier-model", help="Mask classifier ONNX file."),
     threads: Optional[int] = typer.Option(None, "--threads", help="ONNX Runtime threads (default: all cores)."),
@@ -68,8 +69,9 @@ def watch(
 def _watch(source: str, out: Path | None, show: bool, json_out: str | None, stride: int, detect_every: int,
            db: str | None, webhook: str | None, snapshots: str, snapshot_dir: Path | None, snapshot_keep: int,
            snapshot_days: float, camera_name: str | None, zone: str | None, detector: str, min_score: float | None, min_face: float,
-           classifier_model: Path | None, input_size: int, threads: int | None, window: int, hold: int, enter: float,
+           classifier_model: Path | None, input_size: int | None, threads: int | None, window: int, hold: int, enter: float,
            open_timeout: float, fps: float, max_frames: int | None) -> None:
+    from ..detectors import Preferred
     from ..monitor import SNAPSHOT_MODES, SnapshotWriter, StateConfig, Watcher, run_watch
     from ..pipeline import build_pipeline
     from ..store import EventStore, WebhookNotifier
@@ -82,7 +84,7 @@ def _watch(source: str, out: Path | None, show: bool, json_out: str | None, stri
     try:
         pipeline = build_pipeline(detector, min_score=min_score, min_face=min_face, threads=threads,
                                   classifier_model=None if classifier_model is None else str(classifier_model),
-                                  input_size=input_size)
+                                  input_size=Preferred(640) if input_size is None else input_size)
         store = EventStore(db)
     except BaseException:
         video.close()
@@ -148,7 +150,7 @@ def _watch(source: str, out: Path | None, show: bool, json_out: str | None, stri
     skipped = f", snapshots skipped {snapper.skipped}" if snapper is not None and snapper.skipped else ""
     dropped = f", frames dropped {video.dropped}" if video.live else ""
     typer.echo(f"{'interrupted: ' if stats.interrupted else ''}{stats.frames} frames, {stats.fps:.1f} FPS, "
-               f"{stats.events} events -> {store.url}{skipped}{dropped}; ms/frame: {stages}", err=True)
+               f"{stats.events} events -> {store.shown_url}{skipped}{dropped}; ms/frame: {stages}", err=True)
 
 
 def parse_zone(text: str) -> Any:

@@ -95,10 +95,12 @@ def image_size(path: Path) -> tuple[int, int] | None:
     """(width, height) from the image header, or None when the file cannot be opened as an image."""
     from PIL import Image
 
+    from ..images import open_image
+
     try:
-        with Image.open(path) as im:
+        with open_image(path, max_pixels=None) as im:
             return im.size
-    except (OSError, ValueError, Image.DecompressionBombError):
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         return None
 
 

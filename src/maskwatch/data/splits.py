@@ -26,11 +26,20 @@ def dataset_splits(dataset, seed: int = 0, fractions: dict[str, float] | None = 
 
 
 def dhash(path: str | Path, size: int = 8) -> int:
-    """64-bit difference hash of an image (robust to re-encoding and small resizes)."""
+    """64-bit difference hash of an image (robust to re-encoding and small resizes).
+
+    An image that cannot be read (empty, corrupt, over the pixel limit) gets a hash of its path,
+    so it groups with nothing and the split goes on."""
     from PIL import Image
 
-    with Image.open(path) as im:
-        small = np.asarray(im.convert("L").resize((size + 1, size), Image.BILINEAR), dtype=np.int16)
+    from ..errors import MaskWatchError
+    from ..images import open_image
+
+    try:
+        with open_image(path) as im:
+            small = np.asarray(im.convert("L").resize((size + 1, size), Image.BILINEAR), dtype=np.int16)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, MaskWatchError):
+        return int.from_bytes(hashlib.sha256(str(path).encode()).digest()[:8], "big")
     bits = (small[:, 1:] > small[:, :-1]).flatten()
     return int("".join("1" if b else "0" for b in bits), 2)
 

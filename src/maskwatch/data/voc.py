@@ -47,8 +47,11 @@ def read_voc(root: str | Path, label_map: dict[str, str] | None = None) -> Datas
     for xml_path in sorted(xml_dir.glob("*.xml")):
         try:
             tree = ET.parse(xml_path).getroot()
-        except ET.ParseError as exc:
+        except (ET.ParseError, ValueError, LookupError) as exc:  # also an unknown encoding="..."
             report.add("malformed XML", f"{xml_path.name}: {exc}")
+            continue
+        except OSError as exc:  # a folder named x.xml, permission denied
+            report.add("unreadable annotation", f"{xml_path.name}: {exc.strerror or exc}")
             continue
         filename = _text(tree, "filename") or xml_path.stem
         image_path = images_by_stem.get(Path(filename).stem) or images_by_stem.get(xml_path.stem)
@@ -56,17 +59,17 @@ def read_voc(root: str | Path, label_map: dict[str, str] | None = None) -> Datas
             report.add("annotation without image", xml_path.name)
             continue
         seen.add(image_path.stem)
+        header_size = image_size(image_path)
+        if header_size is None:  # 0 bytes, corrupt, not a supported format
+            report.add("unreadable image", image_path.name)
+            continue
         try:
             width = int(float(_text(tree, "size/width") or 0))
             height = int(float(_text(tree, "size/height") or 0))
-        except ValueError:
+        except (ValueError, OverflowError):  # "abc", "inf", "nan"
             width = height = 0
         if width <= 0 or height <= 0:
-            size = image_size(image_path)
-            if size is None:
-                report.add("unreadable image", image_path.name)
-                continue
-            width, height = size
+            width, height = header_size
             report.add("missing <size>, read from image", xml_path.name)
         found = ImageBoxes(report, label_map)
         for obj in tree.findall("object"):

@@ -29,8 +29,52 @@ def create_detector(name: str, **options: Any) -> FaceDetector:
 
         raise MaskWatchError(f"unknown detector '{name}'; choose from: {', '.join(DETECTORS)}")
     module_name, class_name = target.split(":")
-    module = importlib.import_module(module_name)
-    return getattr(module, class_name)(**options)
+    cls = getattr(importlib.import_module(module_name), class_name)
+    return cls(**applicable_options(cls, name, options))
 
 
-__all__ = ["DEFAULT_DETECTOR", "DETECTORS", "FaceDetector", "create_detector", "filter_faces"]
+class Preferred:
+    """An option value to use only where the detector takes that option (a command's own default,
+    e.g. ``watch``'s input size); elsewhere it is left out silently."""
+
+    def __init__(self, value: Any):
+        self.value = value
+
+
+def applicable_options(cls: type, name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The options ``cls``'s constructor accepts. An option it does not take is dropped when it is
+    None or :class:`Preferred`, and otherwise refused with a one-line error naming the detector."""
+    import inspect
+
+    params = inspect.signature(cls.__init__).parameters
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    out: dict[str, Any] = {}
+    for key, value in options.items():
+        if takes_any or key in params:
+            value = value.value if isinstance(value, Preferred) else value
+            if value is not None or key in params:
+                out[key] = value
+        elif value is not None and not isinstance(value, Preferred):
+            from ..errors import MaskWatchError
+
+            raise MaskWatchError(f"detector '{name}' has no {key.replace('_', '-')} option (--{key.replace('_', '-')} "
+                                 f"applies to: {', '.join(_takers(key))})")
+    return out
+
+
+def _takers(key: str) -> list[str]:
+    import inspect
+
+    found = []
+    for det, target in DETECTORS.items():
+        module_name, class_name = target.split(":")
+        try:
+            cls = getattr(importlib.import_module(module_name), class_name)
+        except ImportError:
+            continue
+        if key in inspect.signature(cls.__init__).parameters:
+            found.append(det)
+    return found or ["no detector"]
+
+
+__all__ = ["DEFAULT_DETECTOR", "DETECTORS", "FaceDetector", "Preferred", "create_detector", "filter_faces"]

@@ -101,6 +101,9 @@ class CenterFaceDetector:
         return blob, scale
 
     def detect(self, image: np.ndarray) -> Faces:
+        if image.shape[0] < 1 or image.shape[1] < 1:  # an empty crop has no faces (and no scale)
+            empty = Faces.empty(with_landmarks=True)
+            return empty.with_(probs=np.zeros((0, 3), np.float32)) if self.output_names[4:] else empty
         blob, scale = self._prepare(image)
         heat, size, offset, marks, *state = self.session.run(self.output_names, {self.input_name: blob})
         faces = decode_centerface(heat[0, 0], size[0], offset[0], marks[0], min(self.min_score, 0.99), self.nms_iou,

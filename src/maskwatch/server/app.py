@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Literal
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Path as PathParam, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.datastructures import UploadFile
@@ -26,6 +26,8 @@ from ..detectors.base import filter_faces
 from ..errors import InputError, MaskWatchError
 from ..images import DEFAULT_MAX_PIXELS, ImageTooLargeError, decode_image_bytes
 from ..pipeline import StageTimer
+from ..store.events_db import INT64_MAX
+from .limits import HostCheck, allowed_hosts
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 DEFAULT_MAX_UPLOAD_BYTES = 20 * 1024 * 1024
@@ -61,6 +63,7 @@ def create_app(
     api_key: str | None = None,
     max_concurrent: int = 1,
     max_pending: int = 16,
+    hosts: list[str] | None = None,
 ) -> FastAPI:
     """Build the application. The pipeline (``build_pipeline(detector, min_score, threads)`` unless
     one is given) and the event store (``db``: URL or SQLite path, default as for ``maskwatch
@@ -71,7 +74,8 @@ def create_app(
     snapshots show visitors' faces. The dashboard page itself holds no data and stays open. ``max_concurrent``: inferences run at
     once (each already uses ``threads`` cores); further photos wait their turn in a queue of their own
     (the event and dashboard endpoints stay responsive), and beyond ``max_pending`` photos in
-    progress or waiting the answer is 503 "busy".
+    progress or waiting the answer is 503 "busy". ``hosts``: Host header values answered besides
+    localhost / 127.0.0.1 (``["*"]``: any); others get 400.
     """
     from ..registry import sha256_of
     from ..store import EventStore
@@ -101,6 +105,7 @@ def create_app(
     app.state.store = store
     app.state.pipeline = pipeline
     _install_error_handlers(app)
+    app.add_middleware(HostCheck, hosts=allowed_hosts(None, hosts))
 
     def require_key(request: Request) -> None:
         _check_api_key(request, api_key)
@@ -112,18 +117,23 @@ def create_app(
         return HTMLResponse(dashboard_html)
 
     @app.get("/v1/health")
-    def health() -> dict[str, Any]:
-        return {
+    def health(request: Request) -> dict[str, Any]:
+        public = {
             "status": "ok",
             "version": __version__,
             "detector": {"name": getattr(detector_obj, "name", type(detector_obj).__name__),
                          "min_score": getattr(detector_obj, "min_score", None)},
-            "classifier": {"path": None if classifier_path is None else str(classifier_path), "sha256": classifier_sha},
             "uptime_s": round(time.monotonic() - started, 1),
             "api_key_required": bool(api_key),
             "max_upload_bytes": max_upload_bytes,
-            "events_db": _safe_url(store.url),
         }
+        try:
+            _check_api_key(request, api_key)
+        except ApiError:
+            return public  # no model or database paths to anyone without the key
+        return {**public,
+                "classifier": {"path": None if classifier_path is None else str(classifier_path), "sha256": classifier_sha},
+                "events_db": _safe_url(store.url)}
 
     def run_detection(data: bytes, name: str, min_score_: float | None, annotate: bool) -> Response:
         import cv2
@@ -181,10 +191,10 @@ def create_app(
     def events(
         types: list[str] | None = Query(None, alias="type", description="Event types (repeatable)."),
         since: str | None = Query(None, description="ISO time (naive = UTC) or a duration back from now: 30m, 2h, 7d."),
-        track_id: int | None = None,
+        track_id: int | None = Query(None, ge=-INT64_MAX - 1, le=INT64_MAX),
         source: str | None = None,
         camera: str | None = Query(None, description="Camera name (events without one match on their source)."),
-        after_id: int | None = Query(None, description="Only events stored after this id (for polling)."),
+        after_id: int | None = Query(None, ge=-INT64_MAX - 1, le=INT64_MAX, description="Only events stored after this id (for polling)."),
         limit: int = Query(100, ge=1, le=1000),
         order: Literal["newest", "oldest"] = "newest",
     ) -> dict[str, Any]:
@@ -203,13 +213,16 @@ def create_app(
         return {"count": len(found), "events": [_event_json(ev) for ev in found]}
 
     @app.get("/v1/events/{event_id}/snapshot", dependencies=guarded)
-    def snapshot(event_id: int) -> FileResponse:
+    def snapshot(event_id: int = PathParam(..., ge=0, le=INT64_MAX)) -> FileResponse:
         ev = _db(store.get, event_id)
         if ev is None:
             raise ApiError(404, "no such event", f"event {event_id} does not exist")
         if not ev.snapshot:
             raise ApiError(404, "no snapshot", f"event {event_id} has no snapshot")
-        path = Path(ev.snapshot).expanduser().resolve()
+        try:
+            path = Path(ev.snapshot).expanduser().resolve()
+        except (ValueError, OSError, RuntimeError):  # NUL byte, loop, unreadable
+            raise ApiError(404, "snapshot file missing", f"event {event_id}: the stored snapshot path is not usable") from None
         if not path.is_relative_to(snapshot_root):
             raise ApiError(403, "snapshot outside the snapshot folder",
                            f"event {event_id}: refusing to serve a file outside {snapshot_root}")
@@ -254,7 +267,10 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        return body(500, "internal error", f"{type(exc).__name__}: {exc}")
+        import logging
+
+        logging.getLogger("maskwatch.server").error("unexpected error", exc_info=exc)
+        return body(500, "internal error", "the server logged the details")
 
 
 def _check_api_key(request: Request, api_key: str | None) -> None:
@@ -307,8 +323,12 @@ def _db(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
     try:
         return call(*args, **kwargs)
+    except MaskWatchError as exc:
+        raise ApiError(400, "bad query", str(exc)) from None
     except SQLAlchemyError as exc:
-        raise ApiError(503, "event database unavailable", f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+        from ..redact import redact
+
+        raise ApiError(503, "event database unavailable", redact(f"{type(exc).__name__}: {str(exc).splitlines()[0]}")) from None
 
 
 def _event_json(ev: Any) -> dict[str, Any]:

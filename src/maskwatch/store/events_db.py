@@ -19,6 +19,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from ..errors import MaskWatchError
+from ..redact import redact
+
+#: the range of a 64-bit signed integer column (ids, track ids); values outside it are refused
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 #: every event type the monitor raises
 EVENT_TYPES = (
@@ -134,7 +138,7 @@ def open_engine(url: str | None) -> Engine:
             event.listen(engine, "connect", _sqlite_pragmas)
         _Base.metadata.create_all(engine)
     except (SQLAlchemyError, OSError, ImportError) as exc:
-        raise MaskWatchError(f"cannot open event database {url}: {exc.__class__.__name__}: {exc}") from None
+        raise MaskWatchError(f"cannot open event database {redact(url)}: {exc.__class__.__name__}: {redact(str(exc))}") from None
     return engine
 
 
@@ -150,6 +154,11 @@ class EventStore:
         self.engine = open_engine(self.url)
         self.pending: list[Event] = []
         self.failed_writes = 0
+
+    @property
+    def shown_url(self) -> str:
+        """The database URL without its password, for messages and summaries."""
+        return redact(self.url) or ""
 
     def add(self, ev: Event) -> bool:
         """Store ``ev`` (and any earlier events whose write failed). True when all are committed."""
@@ -175,6 +184,8 @@ class EventStore:
         ``camera`` matches the camera name; events recorded without one match on their source.
         ``after_id`` keeps only events stored after that one (for polling).
         """
+        for name, value in (("track_id", track_id), ("after_id", after_id)):
+            _check_int64(name, value)
         order = EventRow.id.desc() if newest_first else EventRow.id
         stmt = select(EventRow).order_by(order)
         if types:
@@ -195,6 +206,8 @@ class EventStore:
             return [row.to_event() for row in session.scalars(stmt)]
 
     def get(self, event_id: int) -> Event | None:
+        if not INT64_MIN <= event_id <= INT64_MAX:
+            return None
         with Session(self.engine) as session:
             row = session.get(EventRow, event_id)
             return None if row is None else row.to_event()
@@ -210,7 +223,7 @@ class EventStore:
 
 def _row_from_event(ev: Event) -> EventRow:
     return EventRow(type=ev.type, time=_naive_utc(ev.time), video_time=ev.video_time, frame=ev.frame, track_id=ev.track_id,
-                    source=ev.source, camera=ev.camera, state_before=ev.state_before, state_after=ev.state_after,
+                    source=redact(ev.source), camera=redact(ev.camera), state_before=ev.state_before, state_after=ev.state_after,
                     confidence=ev.confidence, snapshot=ev.snapshot, box=ev.box,
                     extra=json.loads(json.dumps(ev.extra)) if ev.extra else None)
 
@@ -218,3 +231,8 @@ def _row_from_event(ev: Event) -> EventRow:
 def _naive_utc(when: datetime) -> datetime:
     """Stored times are naive UTC (SQLite keeps no zone); naive inputs are taken as UTC already."""
     return when.astimezone(timezone.utc).replace(tzinfo=None) if when.tzinfo else when
+
+
+def _check_int64(name: str, value: int | None) -> None:
+    if value is not None and not INT64_MIN <= value <= INT64_MAX:
+        raise MaskWatchError(f"{name} {value}: out of range (a 64-bit integer, at most {INT64_MAX})")

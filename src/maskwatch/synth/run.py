@@ -279,6 +279,8 @@ def _fit_in_crop(synth: MaskSynthesizer, image: np.ndarray, box: np.ndarray):
     m = 0.5 * max(box[2] - box[0], box[3] - box[1])
     x0, y0 = int(max(0, box[0] - m)), int(max(0, box[1] - m))
     x1, y1 = int(min(w, box[2] + m)), int(min(h, box[3] + m))
+    if x1 - x0 < 1 or y1 - y0 < 1:
+        raise SkipFace("box outside image", f"box {[round(float(v)) for v in box]} has no part inside {w}x{h}")
     offset = np.array([x0, y0], np.float32)
     fit = synth.fit_face(image[y0:y1, x0:x1], near_box=box - np.tile(offset, 2))
     from .geometry import face_pose

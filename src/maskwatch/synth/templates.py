@@ -109,7 +109,9 @@ def load_template_set(folder: str | Path, exclude: tuple[str, ...] = DEFAULT_EXC
 
 def _load_rgba(path: Path, name: str, anchors: np.ndarray, problems: list[str]) -> MaskArt | None:
     try:
-        with Image.open(path) as img:
+        from ..images import open_image
+
+        with open_image(path) as img:
             img.load()
             has_alpha = img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
             if not has_alpha:

@@ -144,7 +144,9 @@ class LiveSource:
                  max_backoff_s: float = 30.0, opener: Callable[[str | int, float], Any] = _open_capture,
                  name: str | None = None):
         self.spec = spec
-        self.name = name or str(spec)
+        from ..redact import redact
+
+        self.name = name or redact(str(spec))  # the name is printed, stored and served: no password in it
         self.open_timeout_s = open_timeout_s
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
