@@ -18,12 +18,6 @@ def register(app: typer.Typer) -> None:
     app.command("watch")(watch)
 
 
-def _default_snapshot_dir() -> Path:
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir("maskwatch")) / "snapshots"
-
-
 def watch(
     source: str = typer.Argument(..., help="Video file, folder of frames, webcam index (0) or rtsp:// / http:// URL."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the annotated video here (.mp4, .avi, .mkv)."),
@@ -72,7 +66,7 @@ def _watch(source: str, out: Path | None, show: bool, json_out: str | None, stri
            classifier_model: Path | None, input_size: int | None, threads: int | None, window: int, hold: int, enter: float,
            open_timeout: float, fps: float, max_frames: int | None) -> None:
     from ..detectors import Preferred
-    from ..monitor import SNAPSHOT_MODES, SnapshotWriter, StateConfig, Watcher, run_watch
+    from ..monitor import SNAPSHOT_MODES, SnapshotWriter, StateConfig, Watcher, default_snapshot_dir, run_watch
     from ..pipeline import build_pipeline
     from ..store import EventStore, WebhookNotifier
     from ..video import VideoWriter, open_source
@@ -93,7 +87,7 @@ def _watch(source: str, out: Path | None, show: bool, json_out: str | None, stri
     writer = VideoWriter(out, fps=(video.fps or 25.0) / (stride if not video.live else 1)) if out else None
     snapper = None
     if snapshots != "none":
-        snapper = SnapshotWriter(snapshot_dir or _default_snapshot_dir(), snapshots,
+        snapper = SnapshotWriter(snapshot_dir or default_snapshot_dir(), snapshots,
                                  max_files=snapshot_keep or None, max_age_days=snapshot_days or None)
     json_fh = None
     if json_out:

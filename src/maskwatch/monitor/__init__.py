@@ -1,10 +1,10 @@
 """Monitoring: tracking faces over frames, per-track mask state, events and snapshots."""
 
 from .quality import face_quality
-from .snapshots import SNAPSHOT_MODES, SnapshotWriter, blur_except
+from .snapshots import SNAPSHOT_MODES, SnapshotWriter, blur_except, default_snapshot_dir
 from .state import TRANSITION_EVENTS, StateConfig, TrackState, Transition
 from .tracking import FaceTracker, propagate_boxes
 from .watcher import RunStats, Watcher, run_watch
 
 __all__ = ["SNAPSHOT_MODES", "TRANSITION_EVENTS", "FaceTracker", "RunStats", "SnapshotWriter", "StateConfig",
-           "TrackState", "Transition", "Watcher", "blur_except", "face_quality", "propagate_boxes", "run_watch"]
+           "TrackState", "Transition", "Watcher", "blur_except", "default_snapshot_dir", "face_quality", "propagate_boxes", "run_watch"]

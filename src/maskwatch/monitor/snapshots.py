@@ -11,6 +11,13 @@ import numpy as np
 SNAPSHOT_MODES = ("none", "blurred", "full")
 
 
+def default_snapshot_dir() -> Path:
+    """Where ``watch``, ``serve`` and the venue service keep snapshots unless told otherwise."""
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("maskwatch")) / "snapshots"
+
+
 def blur_except(image: np.ndarray, box: np.ndarray, margin: float = 0.2) -> np.ndarray:
     """The frame heavily blurred (faces and bystanders unrecognisable) except ``box`` (+``margin``)."""
     h, w = image.shape[:2]

@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__
 from ..detectors.base import filter_faces
 from ..errors import InputError, MaskWatchError
+from ..monitor.snapshots import default_snapshot_dir
 from ..images import DEFAULT_MAX_PIXELS, ImageTooLargeError, decode_image_bytes
 from ..pipeline import StageTimer
 from ..store.events_db import INT64_MAX
@@ -42,13 +43,6 @@ class ApiError(Exception):
     def __init__(self, status: int, error: str, detail: str = ""):
         super().__init__(f"{error}: {detail}")
         self.status, self.error, self.detail = status, error, detail
-
-
-def default_snapshot_dir() -> Path:
-    """Where ``maskwatch watch`` writes snapshots unless told otherwise."""
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir("maskwatch")) / "snapshots"
 
 
 def create_app(

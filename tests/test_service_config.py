@@ -1,0 +1,81 @@
+"""The venue config: validation with the key and line named, relative paths, check/example commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from maskwatch.cli import app
+from maskwatch.service.config import ConfigError, load_config, parse_config
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "venue.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_example_passes_check(tmp_path):
+    runner = CliRunner()
+    example = runner.invoke(app, ["config", "example"])
+    assert example.exit_code == 0 and "cameras:" in example.output and "# " in example.output
+    path = write(tmp_path, example.output)
+    checked = runner.invoke(app, ["config", "check", str(path)])
+    assert checked.exit_code == 0, checked.output
+    assert f"sqlite:///{tmp_path.resolve() / 'events.db'}" in checked.output
+    assert str(tmp_path.resolve() / "snapshots") in checked.output
+
+
+def test_relative_paths_resolve_against_the_config_folder(tmp_path):
+    sub = tmp_path / "venue"
+    sub.mkdir()
+    config = load_config(write(sub, "cameras:\n  - name: door\n    source: videos/door.mp4\n"
+                                    "  - name: cam\n    source: rtsp://h/s\n  - name: web\n    source: '0'\n"
+                                    "store: db/events.db\nsnapshots:\n  dir: snaps\nmodels:\n  classifier: ck.onnx\n"))
+    assert config.cameras[0].source == str(sub.resolve() / "videos" / "door.mp4")
+    assert config.cameras[1].source == "rtsp://h/s" and config.cameras[2].source == "0"
+    assert config.store == f"sqlite:///{sub.resolve() / 'db' / 'events.db'}"
+    assert config.snapshots.dir == str(sub.resolve() / "snaps")
+    assert config.models.classifier == str(sub.resolve() / "ck.onnx")
+
+
+def test_postgres_url_kept_and_defaults_shared_with_watch(tmp_path, monkeypatch):
+    monkeypatch.setenv("MASKWATCH_DB", "postgresql+psycopg://u@localhost/mw")
+    config = parse_config("cameras:\n  - {name: a, source: a.mp4}\n", tmp_path)
+    assert config.store == "postgresql+psycopg://u@localhost/mw"
+    from maskwatch.monitor import default_snapshot_dir
+
+    assert config.snapshots.dir == str(default_snapshot_dir())
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("cameras:\n  - name: a\n    source: a.mp4\n    detect_evry: 2\n", ":4: cameras[0].detect_evry: unknown key"),
+    ("cameras:\n  - name: a\n    source: a.mp4\nmodel:\n  detector: yunet\n", ":4: model: unknown key"),
+    ("cameras:\n  - name: a\n    source: a.mp4\n  - name: b\n    source: b.mp4\n    detect_every: 0\n",
+     ":6: cameras[1].detect_every: Input should be greater than or equal to 1"),
+    ("cameras:\n  - name: a\n    source: a.mp4\n    zone: [[0, 0], [1, 1]]\n", ":4: cameras[0].zone: a zone needs at least 3 points"),
+    ("cameras:\n  - name: a b\n    source: a.mp4\n", ":2: cameras[0].name: letters"),
+    ("cameras:\n  - {name: a, source: a.mp4}\n  - {name: a, source: b.mp4}\n", "used twice"),
+    ("cameras: [\n", "not valid YAML"),
+    ("", "empty"),
+    ("cameras:\n  - name: a\n", ":2: cameras[0].source: Field required"),
+])
+def test_errors_name_key_and_line(tmp_path, text, expected):
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text))
+    assert expected in str(info.value) and "\n" not in str(info.value)
+
+
+def test_check_exits_2_with_one_line(tmp_path):
+    result = CliRunner().invoke(app, ["config", "check", str(write(tmp_path, "cameras: []\nfoo: 1\n"))])
+    assert result.exit_code == 2
+    assert len(result.output.strip().splitlines()) == 1 and "error:" in result.output
+
+
+def test_alerts_accepted_as_mapping_and_api_key_hidden(tmp_path):
+    config = parse_config("cameras:\n  - {name: a, source: a.mp4}\nalerts:\n  rules: []\nserver:\n  api_key: s3cret\n",
+                          tmp_path)
+    assert config.alerts == {"rules": []}
+    assert "s3cret" not in config.to_yaml() and config.server.api_key == "s3cret"
