@@ -82,13 +82,13 @@ def start_postgres() -> Server:
     return Server(url=url, port=port, stop_fn=stop, info={"root": root, "bindir": bindir})
 
 
-def start_mosquitto() -> Server:
-    """A mosquitto MQTT broker on 127.0.0.1 (anonymous, no persistence)."""
+def start_mosquitto(port: int | None = None) -> Server:
+    """A mosquitto MQTT broker on 127.0.0.1 (anonymous, no persistence); ``port`` to restart one on the same port."""
     binary = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
     if binary is None:
         raise FileNotFoundError("mosquitto (Debian package mosquitto)")
     root = Path(tempfile.mkdtemp(prefix="maskwatch-mqtt-"))
-    port = free_port()
+    port = port or free_port()
     conf = root / "mosquitto.conf"
     conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
     proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

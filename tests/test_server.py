@@ -330,7 +330,13 @@ def test_dashboard_is_self_contained_and_uses_the_api(fake_client):
     html = r.text
     for endpoint in ("/events", "/stats", "/health", "/detect?annotate=true", "since", "X-MaskWatch-Faces"):
         assert endpoint in html
-    assert "<script src" not in html and "<link" not in html and "cdn" not in html.lower()
+    assert "<script src" not in html and "cdn" not in html.lower()
+    import re
+
+    links = re.findall(r"<link[^>]*>", html)  # only the favicon, inline
+    assert len(links) == 1 and 'rel="icon"' in links[0] and 'href="data:image/svg+xml' in links[0]
+    for endpoint in ("/alerts", "\"ack\"", "\"resolve\"", "/cameras", "/events/stream"):
+        assert endpoint in html
 
 
 def test_serve_help_and_missing_extra(monkeypatch):

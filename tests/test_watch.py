@@ -286,11 +286,12 @@ def test_watch_cli_end_to_end(tmp_path, sprites):
 
     from scenes import write_colour_key_onnx
 
-    received = []
+    received, alerted = [], []
 
     class Hook(http.server.BaseHTTPRequestHandler):
         def do_POST(self):
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            (alerted if self.path == "/alerts" else received).append((body, self.headers.get("X-MaskWatch-Signature")))
             self.send_response(204)
             self.end_headers()
 
@@ -302,10 +303,13 @@ def test_watch_cli_end_to_end(tmp_path, sprites):
     video = swap_scene(sprites).write(tmp_path / "door.avi")
     model = write_colour_key_onnx(tmp_path / "ck.onnx")
     db = str(tmp_path / "events.db")
+    alerts_yaml = tmp_path / "alerts.yaml"
+    alerts_yaml.write_text(f"rules: {{event_types: [mask_removed]}}\nchannels:\n  webhook: {{url: 'http://127.0.0.1:"
+                           f"{server.server_address[1]}/alerts', secret: k, snapshot_base_url: 'http://mw.test'}}\n")
     try:
         proc = run_cli(["watch", str(video), "--classifier-model", str(model), "--out", str(tmp_path / "out.mp4"),
                         "--json", str(tmp_path / "frames.jsonl"), "--db", db, "--camera-name", "door",
-                        "--webhook", f"http://127.0.0.1:{server.server_address[1]}/", "--snapshots", "blurred",
+                        "--webhook", f"http://127.0.0.1:{server.server_address[1]}/", "--alerts", str(alerts_yaml), "--snapshots", "blurred",
                         "--snapshot-dir", str(tmp_path / "snaps"), "--detect-every", "3", "--input-size", "320",
                         "--threads", "2"])
         _, err = proc.communicate(timeout=60)
@@ -317,7 +321,11 @@ def test_watch_cli_end_to_end(tmp_path, sprites):
     stored = EventStore(db).query()
     assert sorted(e.type for e in stored) == ["entered_unmasked", "mask_removed", "mask_removed", "mask_restored"]
     assert all(e.camera == "door" and e.snapshot and Path(e.snapshot).is_file() for e in stored)
-    assert sorted(r["type"] for r in received) == sorted(e.type for e in stored)
+    assert sorted(r["type"] for r, _ in received) == sorted(e.type for e in stored)
+    # --alerts: one alert per person for mask_removed (cooldown), signed, with a snapshot URL
+    assert alerted and all(r["type"] == "mask_removed" and sig.startswith("sha256=") for r, sig in alerted)
+    assert all(r["snapshot_url"].startswith("http://mw.test/v1/events/") for r, _ in alerted)
+    assert len(alerted) == len({r["track_id"] for r, _ in alerted})
     lines = (tmp_path / "frames.jsonl").read_text().splitlines()
     assert len(lines) == 150 and all(f["track_id"] >= 0 for f in json.loads(lines[60])["faces"])
     assert sum(1 for _ in VideoFileSource(tmp_path / "out.mp4")) == 150

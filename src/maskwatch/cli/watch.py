@@ -29,6 +29,8 @@ def watch(
     db: Optional[str] = typer.Option(None, "--db", help="Event store: SQLAlchemy URL or SQLite file "
                                      "(default: $MASKWATCH_DB or events.db in the user data directory)."),
     webhook: Optional[str] = typer.Option(None, "--webhook", help="POST each event as JSON to this URL (with retries)."),
+    alerts: Optional[Path] = typer.Option(None, "--alerts", help="Alert rules and channels (YAML, docs/alerts.md): "
+                                          "webhook with HMAC signature, MQTT, e-mail."),
     snapshots: str = typer.Option("blurred", "--snapshots", help="none | blurred (all but the face concerned) | full."),
     snapshot_dir: Optional[Path] = typer.Option(None, "--snapshot-dir", help="Where snapshots go (default: user data dir)."),
     snapshot_keep: int = typer.Option(1000, "--snapshot-keep", min=0, help="Keep at most this many snapshots (0: no limit)."),
@@ -61,7 +63,7 @@ def watch(
 
 
 def _watch(source: str, out: Path | None, show: bool, json_out: str | None, stride: int, detect_every: int,
-           db: str | None, webhook: str | None, snapshots: str, snapshot_dir: Path | None, snapshot_keep: int,
+           db: str | None, webhook: str | None, alerts: Path | None, snapshots: str, snapshot_dir: Path | None, snapshot_keep: int,
            snapshot_days: float, camera_name: str | None, zone: str | None, detector: str, min_score: float | None, min_face: float,
            classifier_model: Path | None, input_size: int | None, threads: int | None, window: int, hold: int, enter: float,
            open_timeout: float, fps: float, max_frames: int | None) -> None:
@@ -74,6 +76,11 @@ def _watch(source: str, out: Path | None, show: bool, json_out: str | None, stri
     if snapshots not in SNAPSHOT_MODES:
         raise MaskWatchError(f"--snapshots must be one of {', '.join(SNAPSHOT_MODES)}, not {snapshots!r}")
     polygon = parse_zone(zone) if zone else None
+    alerts_cfg = None
+    if alerts is not None:
+        from ..alerts import load_alerts_config
+
+        alerts_cfg = load_alerts_config(alerts)  # a bad file fails before the video opens
     video = open_source(source, stride=stride, open_timeout_s=open_timeout, fps=fps)  # bad input fails first
     try:
         pipeline = build_pipeline(detector, min_score=min_score, min_face=min_face, threads=threads,
@@ -84,6 +91,11 @@ def _watch(source: str, out: Path | None, show: bool, json_out: str | None, stri
         video.close()
         raise
     notifier = WebhookNotifier(webhook) if webhook else None
+    dispatcher = None
+    if alerts_cfg is not None:
+        from ..alerts import AlertDispatcher
+
+        dispatcher = AlertDispatcher(alerts_cfg, store)
     writer = VideoWriter(out, fps=(video.fps or 25.0) / (stride if not video.live else 1)) if out else None
     snapper = None
     if snapshots != "none":
@@ -97,6 +109,8 @@ def _watch(source: str, out: Path | None, show: bool, json_out: str | None, stri
         store.add(ev)
         if notifier is not None:
             notifier.notify(ev.to_dict())
+        if dispatcher is not None:
+            dispatcher(ev)
         if json_out != "-":
             typer.echo(f"{ev.type}: track {ev.track_id} {ev.state_before}->{ev.state_after} "
                        f"frame {ev.frame} video_time {ev.video_time}", err=True)
@@ -137,6 +151,8 @@ def _watch(source: str, out: Path | None, show: bool, json_out: str | None, stri
             json_fh.close()
         if notifier is not None:
             notifier.close()
+        if dispatcher is not None:
+            dispatcher.close()
         store.close()
         if display is not None:
             display.close()

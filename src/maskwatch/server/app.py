@@ -226,6 +226,10 @@ def create_app(
             raise ApiError(404, "snapshot file missing", f"event {event_id}: the snapshot was deleted (retention) or moved")
         return FileResponse(path, media_type=SNAPSHOT_TYPES[path.suffix.lower()])
 
+    from .alerts import alerts_router
+
+    app.include_router(alerts_router(store, guarded))
+
     @app.get("/v1/stats", dependencies=guarded)
     def stats(hours: int = Query(24, ge=1, le=24 * 31, description="The current clock hour and the N - 1 before it.")) -> dict[str, Any]:
         return _stats(store, hours)

@@ -16,6 +16,22 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
+def put_dropping_oldest(q: queue.Queue, item: Any) -> int:
+    """Put ``item`` without waiting; a full queue loses its oldest items first. Returns how many were dropped."""
+    dropped = 0
+    while True:
+        try:
+            q.put_nowait(item)
+            return dropped
+        except queue.Full:
+            try:
+                q.get_nowait()
+                q.task_done()
+                dropped += 1
+            except queue.Empty:
+                pass
+
+
 class WebhookNotifier:
     def __init__(self, url: str, retries: int = 4, backoff_s: float = 0.5, timeout_s: float = 5.0,
                  max_queue: int = 256):
@@ -34,17 +50,7 @@ class WebhookNotifier:
 
     def notify(self, payload: dict[str, Any]) -> None:
         """Queue ``payload``; returns at once."""
-        while True:
-            try:
-                self.queue.put_nowait(payload)
-                return
-            except queue.Full:
-                try:
-                    self.queue.get_nowait()
-                    self.queue.task_done()
-                    self.dropped += 1
-                except queue.Empty:
-                    pass
+        self.dropped += put_dropping_oldest(self.queue, payload)
 
     def _run(self) -> None:
         import httpx
