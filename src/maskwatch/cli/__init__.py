@@ -30,6 +30,7 @@ def _root(
 
 #: modules under maskwatch.cli that define ``register(app)``
 COMMAND_MODULES = ["detect", "classify", "train", "evaluate", "synth", "watch", "events", "serve"]
+COMMAND_MODULES.append("batch")  # maskwatch batch (Ray)
 
 for _name in COMMAND_MODULES:
     try:
