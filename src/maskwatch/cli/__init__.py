@@ -29,7 +29,7 @@ def _root(
 
 
 #: modules under maskwatch.cli that define ``register(app)``
-COMMAND_MODULES = ["detect", "classify", "train", "evaluate", "synth", "watch", "events", "serve", "config"]
+COMMAND_MODULES = ["detect", "classify", "train", "evaluate", "synth", "watch", "events", "serve", "config", "batch"]
 
 for _name in COMMAND_MODULES:
     try:

@@ -1,0 +1,181 @@
+"""Batch work: inputs expanded into items, and the worker that processes one item.
+
+A :class:`BatchWorker` builds its models once (on first use) and then handles any number of items;
+the runner wraps it in a Ray actor, one per worker. It writes nothing itself: it returns the
+events (videos) or the JSON records (images) and the driver commits them with the item's 'done' mark.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError, MaskWatchError
+from ..images import IMAGE_SUFFIXES
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".ts", ".wmv"})
+#: images per item: the unit of retry and of resume for photo archives
+IMAGES_PER_ITEM = 256
+#: test hook: "SUBSTRING:MARKER_DIR" makes a worker exit hard the first time it starts an item whose path
+#: holds SUBSTRING (a marker file in MARKER_DIR remembers the first attempt), as a killed worker would
+CRASH_ENV = "MASKWATCH_BATCH_CRASH"
+
+
+@dataclass
+class Settings:
+    """What ``watch`` (videos) and ``detect`` (images) are given; the same for every item of a job."""
+
+    detector: str | None = None  # None: watch's default for videos, detect's for images
+    classifier_model: str | None = None
+    min_score: float | None = None
+    min_face: float = 20.0
+    input_size: int | None = None
+    threads: int | None = 1
+    detect_every: int = 3
+    stride: int = 1
+    window: int = 6
+    hold: int = 2
+    enter: float = 0.6
+
+
+@dataclass
+class Item:
+    kind: str  # "video" | "images"
+    path: str  # as given (the events' source)
+    key: str  # hash of path, size and mtime (of every image for an images item)
+    weight: int  # frames or images, for the progress bar
+    images: list[str] = field(default_factory=list)
+    part: int = 0
+
+
+def file_key(*paths: str) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        st = os.stat(p)
+        h.update(f"{Path(p).resolve()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:40]
+
+
+def read_manifest(path: Path) -> list[str]:
+    """One input per line; blank lines and ``#`` comments are skipped."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise InputError(path, f"cannot read manifest ({exc.strerror or exc})") from None
+    return [s for s in (line.split("#", 1)[0].strip() for line in lines) if s]
+
+
+def expand_inputs(inputs: list[str]) -> tuple[list[Item], list[str]]:
+    """Videos become one item each, image folders (and loose images) items of up to IMAGES_PER_ITEM.
+    Returns the items and 'path: problem' for inputs that cannot be used."""
+    from ..images import find_images
+
+    items: list[Item] = []
+    problems: list[str] = []
+    loose: list[str] = []
+    for raw in inputs:
+        path = Path(raw)
+        if path.is_dir():
+            found = find_images([path])
+            problems += [f"{f.path}: {f.error}" for f in found if f.error]
+            _image_items(raw, [str(f.path) for f in found if not f.error], items)
+        elif path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+            loose.append(raw)
+        elif path.is_file():
+            items.append(Item("video", raw, file_key(raw), _frame_count(raw)))
+        else:
+            problems.append(f"{raw}: no such file or directory")
+    _image_items("images", loose, items)
+    return items, problems
+
+
+def _image_items(name: str, files: list[str], items: list[Item]) -> None:
+    for part, start in enumerate(range(0, len(files), IMAGES_PER_ITEM)):
+        chunk = files[start:start + IMAGES_PER_ITEM]
+        items.append(Item("images", name, file_key(*chunk), len(chunk), images=chunk, part=part))
+
+
+def _frame_count(path: str) -> int:
+    import cv2
+
+    cap = cv2.VideoCapture(path)
+    try:
+        return max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0), 1)
+    finally:
+        cap.release()
+
+
+class BatchWorker:
+    """Processes items with models loaded once (one pipeline for videos, one for images)."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._video = self._images = None
+        self.pid = os.getpid()
+
+    def run(self, item: Item) -> dict[str, Any]:
+        _maybe_crash(item)
+        started = time.perf_counter()
+        result = self._run_video(item) if item.kind == "video" else self._run_images(item)
+        result.update(key=item.key, seconds=time.perf_counter() - started, pid=self.pid)
+        return result
+
+    def _run_video(self, item: Item) -> dict[str, Any]:
+        from ..monitor import StateConfig, Watcher, run_watch
+        from ..pipeline import build_pipeline
+        from ..video import VideoFileSource
+
+        s = self.settings
+        if self._video is None:
+            self._video = build_pipeline(s.detector or "centerface", min_score=s.min_score, min_face=s.min_face,
+                                         threads=s.threads, classifier_model=s.classifier_model,
+                                         input_size=s.input_size or 640)
+        events: list = []
+        watcher = Watcher(self._video.detector, self._video.classifier, source=item.path, camera=item.path,
+                          detect_every=s.detect_every, state_config=StateConfig(window=s.window, enter=s.enter, hold=s.hold),
+                          sinks=[events.append], min_face=max(s.min_face, 1.0))
+        source = VideoFileSource(item.path, stride=s.stride)
+        stats = run_watch(source, watcher)
+        return {"events": events, "frames": stats.frames, "video_s": stats.frames * s.stride / source.fps}
+
+    def _run_images(self, item: Item) -> dict[str, Any]:
+        from ..images import read_image
+        from ..pipeline import build_pipeline
+
+        s = self.settings
+        if self._images is None:
+            name = s.detector
+            options = {"input_size": s.input_size} if s.input_size and (name or "centerface").startswith("centerface") else {}
+            self._images = build_pipeline(name, min_score=s.min_score, min_face=0,  # detect's default
+                                          threads=s.threads, classifier_model=s.classifier_model, **options)
+        records, failed = [], []
+        for path in item.images:
+            t0 = time.perf_counter()
+            try:
+                image = read_image(path)
+                faces = self._images(image)
+            except MaskWatchError as exc:
+                failed.append(str(exc))
+                continue
+            ms = (time.perf_counter() - t0) * 1000
+            records.append({"image": path, "width": int(image.shape[1]), "height": int(image.shape[0]),
+                            "ms": round(ms, 2), "faces": faces.to_records()})
+        return {"records": records, "failed": failed}
+
+
+def _maybe_crash(item: Item) -> None:
+    spec = os.environ.get(CRASH_ENV)
+    if not spec or ":" not in spec:
+        return
+    needle, marker_dir = spec.split(":", 1)
+    if needle not in item.path:
+        return
+    marker = Path(marker_dir) / f"crashed-{item.key}"
+    if not marker.exists():
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(str(os.getpid()))
+        os._exit(1)

@@ -1,0 +1,115 @@
+"""maskwatch batch on a real local Ray cluster (started here, 2 CPUs, no dashboard) with the events in a
+real PostgreSQL: the same events as the watch engine, a killed worker's input redone, a re-run that
+writes nothing new, images as detect's JSON lines, failures listed by name."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from maskwatch.cli import app
+from maskwatch.store import EventStore
+from scenes import Actor, Scene, find_sprites, swap_scene, write_colour_key_onnx
+
+ray = pytest.importorskip("ray")
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    from maskwatch.batch import CRASH_ENV
+
+    marker = tmp_path_factory.mktemp("crash")
+    old = {k: os.environ.get(k) for k in (CRASH_ENV, "PYTHONPATH", "OMP_NUM_THREADS")}
+    os.environ[CRASH_ENV] = f"crashme:{marker}"  # workers inherit the driver's environment
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), old["PYTHONPATH"]]))
+    os.environ["OMP_NUM_THREADS"] = "1"
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+    try:
+        yield marker
+    finally:
+        ray.shutdown()
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@pytest.fixture(scope="module")
+def sprites(shared_dir):
+    from maskwatch.detectors import create_detector
+
+    found = find_sprites(shared_dir / "data" / "chandrikadeb7-faces" / "without_mask",
+                         create_detector("centerface", threads=1, input_size=320), 2)
+    assert len(found) == 2
+    return found
+
+
+def watch_events(path: Path, model: Path) -> list[tuple]:
+    """What `maskwatch watch FILE --classifier-model M --input-size 320 --detect-every 3` raises."""
+    from maskwatch.monitor import StateConfig, Watcher, run_watch
+    from maskwatch.pipeline import build_pipeline
+    from maskwatch.video import VideoFileSource
+
+    pipe = build_pipeline("centerface", min_face=20, threads=1, classifier_model=str(model), input_size=320)
+    watcher = Watcher(pipe.detector, pipe.classifier, source=str(path), detect_every=3,
+                      state_config=StateConfig(), min_face=20)
+    run_watch(VideoFileSource(path), watcher)
+    return sorted((e.source, e.type, e.track_id, e.frame) for e in watcher.events)
+
+
+def test_batch_videos_match_watch_survive_a_killed_worker_and_resume(tmp_path, cluster, sprites, postgres_url):
+    from maskwatch.batch import Settings, expand_inputs, run_batch
+
+    model = write_colour_key_onnx(tmp_path / "ck.onnx")
+    door = swap_scene(sprites).write(tmp_path / "door.avi")
+    crash = Scene([Actor(sprites[1], path=lambda f: (250, 150), state=lambda f: "no_mask")], frames=40,
+                  seed=4).write(tmp_path / "crashme.avi")
+    settings = Settings(classifier_model=str(model), input_size=320, detect_every=3, threads=1)
+    items, problems = expand_inputs([str(door), str(crash)])
+    assert not problems and [i.kind for i in items] == ["video", "video"]
+
+    result = run_batch(items, settings, db=postgres_url, workers=2)
+    assert result.failed == [] and len(result.done) == 2 and result.frames == 190
+    assert list(cluster.glob("crashed-*")), "the test hook did not kill a worker"  # crashme's first attempt died
+    stored = EventStore(postgres_url).query()
+    got = sorted((e.source, e.type, e.track_id, e.frame) for e in stored)
+    expected = sorted(watch_events(door, model) + watch_events(crash, model))
+    assert got == expected and len(got) == 5, got
+    assert all(e.video_time == pytest.approx(e.frame / 25.0) for e in stored)
+
+    again = run_batch(items, settings, db=postgres_url, workers=2)  # nothing left to do: Ray is not even asked
+    assert again.done == [] and len(again.skipped) == 2 and again.events == 0
+    assert len(EventStore(postgres_url).query()) == len(stored)
+
+
+def test_batch_cli_images_as_detect_and_failures_by_name(tmp_path, cluster, sprites, postgres_url):
+    import cv2
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "a.jpg"), sprites[0].images["no_mask"])
+    cv2.imwrite(str(photos / "b.jpg"), sprites[1].images["mask"])
+    (photos / "c.jpg").write_bytes(b"not an image")
+    broken = tmp_path / "broken.mp4"
+    broken.write_text("not a video")
+    manifest = tmp_path / "inputs.txt"
+    manifest.write_text(f"# archive\n{photos}\n{broken}\n")
+    out = tmp_path / "json"
+    run = CliRunner().invoke(app, ["batch", "--manifest", str(manifest), "--db", postgres_url, "--json-dir", str(out)])
+    assert run.exit_code == 1, run.output
+    assert "failed: " in run.stderr and str(broken) in run.stderr and "c.jpg" in run.stderr
+    (jsonl,) = out.glob("*.jsonl")
+    got = {r["image"]: r["faces"] for r in map(json.loads, jsonl.read_text().splitlines())}
+    ref = CliRunner().invoke(app, ["detect", str(photos), "--no-draw", "--json", str(tmp_path / "d.jsonl"), "-q"])
+    assert ref.exit_code == 1  # c.jpg fails there too
+    want = {r["image"]: r["faces"] for r in map(json.loads, (tmp_path / "d.jsonl").read_text().splitlines())}
+    assert got == want and len(got) == 2
+    again = CliRunner().invoke(app, ["batch", str(photos), "--db", postgres_url, "--json-dir", str(out)])
+    # the folder's item was finished (c.jpg reported then): skipped, nothing rewritten
+    assert again.exit_code == 0 and "0 inputs done, 1 skipped" in again.stderr, again.stderr
