@@ -25,7 +25,7 @@ def _client(tmp_path, **kw):
     alerts.delivery(ids[0], "webhook", attempts=3, error="ConnectError: refused", delivered=True)
     alerts.delivery(ids[1], "mqtt", attempts=2, error="no CONNACK")
     client = TestClient(create_app(pipeline=FakePipeline(), db=db, snapshot_dir=tmp_path / "s", **kw),
-                        raise_server_exceptions=False)
+                        raise_server_exceptions=False, base_url="http://localhost")
     return client, ids
 
 

@@ -65,20 +65,20 @@ class _ChannelWorker:
                 self.last_error = str(exc)
                 give_up = exc.permanent or (self.retry.max_attempts and attempts >= self.retry.max_attempts)
                 if give_up or self._stop.is_set():
+                    self._record(message, attempts, error=str(exc), failed=True)  # stored before it is counted
                     self.failed += 1
-                    self._record(message, attempts, error=str(exc), failed=True)
                     log.warning("alerts %s: gave up after %d attempts: %s", self.sender.name, attempts, exc)
                     return
                 self._record(message, attempts, error=str(exc))
                 if self._stop.wait(delay):
-                    self.failed += 1
                     self._record(message, attempts, failed=True)
+                    self.failed += 1
                     return
                 delay = min(delay * 2, self.retry.max_backoff_s)
                 continue
-            self.delivered += 1
             if message["kind"] == "alert":
                 self._record(message, attempts, delivered=True)
+            self.delivered += 1
             message["delivered_monotonic"] = time.monotonic()
             return
 

@@ -89,7 +89,7 @@ def load_scenes(path: Path, keep: Callable[[str], bool], warn: Callable[[str], N
                                 labels=np.asarray([LABEL_INDEX[label] for label in item.labels], np.int64),
                                 name=str(item.path), source=source))
     if unreadable:
-        out.problems["unreadable image"] = len(unreadable)
+        out.problems["unreadable image"] = out.problems.get("unreadable image", 0) + len(unreadable)
         warn(f"{path}: {len(unreadable)} images cannot be decoded and are left out "
              f"(e.g. {', '.join(unreadable[:3])})")
     if not out.scenes:
