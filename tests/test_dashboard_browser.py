@@ -29,16 +29,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture()
-def live(tmp_path):
+def _serve(app):
     import uvicorn
 
-    from maskwatch.server import create_app
-
-    snaps = tmp_path / "snaps"
-    snaps.mkdir()
-    db = str(tmp_path / "events.db")
-    app = create_app(db=db, snapshot_dir=snaps, threads=1)
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -47,7 +40,18 @@ def live(tmp_path):
     while not server.started:
         assert time.monotonic() < deadline, "server did not start"
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", db, snaps
+    return f"http://127.0.0.1:{port}", server, thread
+
+
+@pytest.fixture()
+def live(tmp_path):
+    from maskwatch.server import create_app
+
+    snaps = tmp_path / "snaps"
+    snaps.mkdir()
+    db = str(tmp_path / "events.db")
+    base, server, thread = _serve(create_app(db=db, snapshot_dir=snaps, threads=1))
+    yield base, db, snaps
     server.should_exit = True
     thread.join(10)
 
@@ -148,3 +152,77 @@ def test_dashboard_in_chromium(live, tmp_path):
     assert shot.stat().st_size < 300_000
     if os.environ.get("MASKWATCH_UPDATE_SCREENSHOT"):  # refresh the README's picture: MASKWATCH_UPDATE_SCREENSHOT=1 pytest ...
         shutil.copy(shot, REPO / "docs" / "images" / "dashboard.png")
+
+
+def test_camera_tiles_and_pushed_events(tmp_path):
+    """With the venue service's endpoints (stand-ins here for #14's): the tile's frame updates, the health
+    strip shows each camera, and an event pushed over /v1/events/stream appears without any polling."""
+    import asyncio
+    import json
+
+    import cv2
+    import numpy as np
+    from fastapi.responses import Response, StreamingResponse
+    from playwright.sync_api import expect, sync_playwright
+
+    from test_server import FakePipeline
+
+    from maskwatch.server import create_app
+
+    app = create_app(pipeline=FakePipeline(), db=str(tmp_path / "e.db"), snapshot_dir=tmp_path)
+    frames = {"n": 0}
+
+    @app.get("/v1/cameras")
+    def cameras():
+        return {"cameras": [{"name": "door", "state": "running", "enabled": True, "fps": 12.5, "last_frame_time": None,
+                             "reconnects": 0, "restarts": 0, "faces_now": 2},
+                            {"name": "yard", "state": "reconnecting", "enabled": True, "fps": 0, "last_frame_time": None,
+                             "reconnects": 3, "restarts": 0, "faces_now": 0}]}
+
+    @app.get("/v1/cameras/{name}/frame.jpg")
+    def frame(name: str):
+        frames["n"] += 1
+        image = np.full((90, 160, 3), (frames["n"] * 40) % 255, np.uint8)
+        return Response(cv2.imencode(".jpg", image)[1].tobytes(), media_type="image/jpeg")
+
+    @app.get("/v1/events/stream")
+    async def stream():
+        async def gen():
+            yield ": hello\n\n"
+            await asyncio.sleep(1.0)
+            ev = {"id": 999, "type": "mask_incorrect", "time": "2026-01-01T12:00:00+00:00", "camera": "door",
+                  "source": "door", "track_id": 7, "state_before": "mask", "state_after": "incorrect",
+                  "confidence": 0.8, "snapshot_url": None}
+            yield f"event: maskwatch-event\ndata: {json.dumps(ev)}\n\n"
+            await asyncio.sleep(30)
+        return StreamingResponse(gen(), media_type="text/event-stream")
+
+    base, server, thread = _serve(app)
+    errors: list[str] = []
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 390, "height": 844})
+                page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+                page.on("pageerror", lambda exc: errors.append(str(exc)))
+                page.goto(base + "/")
+                expect(page.locator("#cameras-box")).to_be_visible(timeout=10000)
+                expect(page.locator("#health-strip span")).to_have_count(2)
+                expect(page.locator("#health-strip span.bad")).to_contain_text("yard: reconnecting")
+                expect(page.locator("#tiles figure")).to_have_count(2)
+                first = page.locator("#tiles img").first.get_attribute("src")
+                n = frames["n"]
+                page.wait_for_function(f"document.querySelector('#tiles img') && document.querySelector('#tiles img').src !== {json.dumps(first)}", timeout=10000)
+                assert frames["n"] > n  # a fresh frame was fetched: the tile updates
+                expect(page.locator("#events tr")).to_have_count(1, timeout=10000)  # pushed, not in the database
+                expect(page.locator("#events tr").first).to_contain_text("mask worn incorrectly")
+                overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+                page.screenshot(path=str(tmp_path / "phone-cameras.png"), full_page=True)
+                assert overflow <= 0, f"page is {overflow} px wider than the phone"
+            finally:
+                browser.close()
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    assert not errors, errors
