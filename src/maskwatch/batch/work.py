@@ -50,6 +50,7 @@ class Item:
     weight: int  # frames or images, for the progress bar
     images: list[str] = field(default_factory=list)
     part: int = 0
+    first: int = 0  # index of the first image in its folder
 
 
 def file_key(*paths: str) -> str:
@@ -69,9 +70,10 @@ def read_manifest(path: Path) -> list[str]:
     return [s for s in (line.split("#", 1)[0].strip() for line in lines) if s]
 
 
-def expand_inputs(inputs: list[str]) -> tuple[list[Item], list[str]]:
+def expand_inputs(inputs: list[str], images_per_item: int = IMAGES_PER_ITEM) -> tuple[list[Item], list[str]]:
     """Videos become one item each, image folders (and loose images) items of up to IMAGES_PER_ITEM.
-    Returns the items and 'path: problem' for inputs that cannot be used."""
+    Returns the items and 'path: problem' for inputs that cannot be used. (A re-run must use the same
+    ``images_per_item`` to find its finished image items.)"""
     from ..images import find_images
 
     items: list[Item] = []
@@ -82,21 +84,21 @@ def expand_inputs(inputs: list[str]) -> tuple[list[Item], list[str]]:
         if path.is_dir():
             found = find_images([path])
             problems += [f"{f.path}: {f.error}" for f in found if f.error]
-            _image_items(raw, [str(f.path) for f in found if not f.error], items)
+            _image_items(raw, [str(f.path) for f in found if not f.error], items, images_per_item)
         elif path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
             loose.append(raw)
         elif path.is_file():
             items.append(Item("video", raw, file_key(raw), _frame_count(raw)))
         else:
             problems.append(f"{raw}: no such file or directory")
-    _image_items("images", loose, items)
+    _image_items("images", loose, items, images_per_item)
     return items, problems
 
 
-def _image_items(name: str, files: list[str], items: list[Item]) -> None:
-    for part, start in enumerate(range(0, len(files), IMAGES_PER_ITEM)):
-        chunk = files[start:start + IMAGES_PER_ITEM]
-        items.append(Item("images", name, file_key(*chunk), len(chunk), images=chunk, part=part))
+def _image_items(name: str, files: list[str], items: list[Item], size: int) -> None:
+    for part, start in enumerate(range(0, len(files), max(1, size))):
+        chunk = files[start:start + max(1, size)]
+        items.append(Item("images", name, file_key(*chunk), len(chunk), images=chunk, part=part, first=start))
 
 
 def _frame_count(path: str) -> int:
