@@ -27,6 +27,8 @@ class BatchResult:
 
 
 def item_name(item: Item) -> str:
+    if item.span is not None:
+        return f"{item.path} (frames {item.span[0]}-{item.span[1] - 1})"
     return item.path if item.kind == "video" else f"{item.path} (images {item.first + 1}-{item.first + item.weight})"
 
 
