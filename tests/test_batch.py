@@ -113,3 +113,25 @@ def test_batch_cli_images_as_detect_and_failures_by_name(tmp_path, cluster, spri
     again = CliRunner().invoke(app, ["batch", str(photos), "--db", postgres_url, "--json-dir", str(out)])
     # the folder's item was finished (c.jpg reported then): skipped, nothing rewritten
     assert again.exit_code == 0 and "0 inputs done, 1 skipped" in again.stderr, again.stderr
+
+
+def test_segments_with_overlap_raise_each_event_once(tmp_path, sprites):
+    """Videos cut in 2 s segments with a 1.5 s warm-up: someone standing across both boundaries enters once,
+    and the swap scene (changes at frames 50, 70, 100; boundaries at 50 and 100) gives the whole file's events."""
+    from maskwatch.batch import BatchWorker, Settings, expand_inputs
+
+    model = write_colour_key_onnx(tmp_path / "ck.onnx")
+    worker = BatchWorker(Settings(classifier_model=str(model), input_size=320, detect_every=3, threads=1))
+    still = Scene([Actor(sprites[1], path=lambda f: (250, 150), state=lambda f: "no_mask")], frames=150,
+                  seed=4).write(tmp_path / "still.avi")
+    swap = swap_scene(sprites).write(tmp_path / "swap.avi")
+    items, _ = expand_inputs([str(still), str(swap)], segment_s=2.0, overlap_s=1.5)
+    assert [i.span for i in items] == [(0, 50), (50, 100), (100, 150)] * 2
+    assert len({i.key for i in items}) == 6 and [i.warmup for i in items[:3]] == [0, 38, 38]
+    got = {path: [] for path in (str(still), str(swap))}
+    for item in items:
+        got[item.path] += worker.run(item)["events"]
+    (entered,) = got[str(still)]  # raised by segment 0; segments 1 and 2 saw it in their warm-up only
+    assert entered.type == "entered_unmasked" and entered.frame < 50
+    whole = sorted((t, f) for _, t, _, f in watch_events(swap, model))
+    assert sorted((e.type, e.frame) for e in got[str(swap)]) == whole

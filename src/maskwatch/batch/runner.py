@@ -27,7 +27,9 @@ class BatchResult:
 
 
 def item_name(item: Item) -> str:
-    return item.path if item.kind == "video" else f"{item.path} (images {item.part * 256 + 1}-{item.part * 256 + item.weight})"
+    if item.span is not None:
+        return f"{item.path} (frames {item.span[0]}-{item.span[1] - 1})"
+    return item.path if item.kind == "video" else f"{item.path} (images {item.first + 1}-{item.first + item.weight})"
 
 
 def run_batch(items: list[Item], settings: Settings, db: str | None = None, json_dir: Path | None = None,

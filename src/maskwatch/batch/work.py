@@ -50,6 +50,9 @@ class Item:
     weight: int  # frames or images, for the progress bar
     images: list[str] = field(default_factory=list)
     part: int = 0
+    first: int = 0  # index of the first image in its folder
+    span: tuple[int, int] | None = None  # video segment: frames [start, end) it owns (None: the whole file)
+    warmup: int = 0  # frames before ``span[0]`` processed only to settle tracks and states
 
 
 def file_key(*paths: str) -> str:
@@ -69,9 +72,12 @@ def read_manifest(path: Path) -> list[str]:
     return [s for s in (line.split("#", 1)[0].strip() for line in lines) if s]
 
 
-def expand_inputs(inputs: list[str]) -> tuple[list[Item], list[str]]:
+def expand_inputs(inputs: list[str], images_per_item: int = IMAGES_PER_ITEM, segment_s: float | None = None,
+                  overlap_s: float = 5.0) -> tuple[list[Item], list[str]]:
     """Videos become one item each, image folders (and loose images) items of up to IMAGES_PER_ITEM.
-    Returns the items and 'path: problem' for inputs that cannot be used."""
+    Returns the items and 'path: problem' for inputs that cannot be used. (A re-run must use the same
+    ``images_per_item`` to find its finished image items.) ``segment_s``: videos longer than that are cut
+    into segments of that length, each processed from ``overlap_s`` before its start (see docs/scale.md)."""
     from ..images import find_images
 
     items: list[Item] = []
@@ -82,31 +88,41 @@ def expand_inputs(inputs: list[str]) -> tuple[list[Item], list[str]]:
         if path.is_dir():
             found = find_images([path])
             problems += [f"{f.path}: {f.error}" for f in found if f.error]
-            _image_items(raw, [str(f.path) for f in found if not f.error], items)
+            _image_items(raw, [str(f.path) for f in found if not f.error], items, images_per_item)
         elif path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
             loose.append(raw)
         elif path.is_file():
-            items.append(Item("video", raw, file_key(raw), _frame_count(raw)))
+            items += _video_items(raw, segment_s, overlap_s)
         else:
             problems.append(f"{raw}: no such file or directory")
-    _image_items("images", loose, items)
+    _image_items("images", loose, items, images_per_item)
     return items, problems
 
 
-def _image_items(name: str, files: list[str], items: list[Item]) -> None:
-    for part, start in enumerate(range(0, len(files), IMAGES_PER_ITEM)):
-        chunk = files[start:start + IMAGES_PER_ITEM]
-        items.append(Item("images", name, file_key(*chunk), len(chunk), images=chunk, part=part))
+def _image_items(name: str, files: list[str], items: list[Item], size: int) -> None:
+    for part, start in enumerate(range(0, len(files), max(1, size))):
+        chunk = files[start:start + max(1, size)]
+        items.append(Item("images", name, file_key(*chunk), len(chunk), images=chunk, part=part, first=start))
 
 
-def _frame_count(path: str) -> int:
+def _video_items(path: str, segment_s: float | None, overlap_s: float) -> list[Item]:
     import cv2
 
     cap = cv2.VideoCapture(path)
     try:
-        return max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0), 1)
+        frames = max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0), 1)
+        fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+        fps = fps if 1 <= fps <= 1000 else 25.0
     finally:
         cap.release()
+    key = file_key(path)
+    length = int(round(segment_s * fps)) if segment_s else 0
+    if not length or frames <= length:
+        return [Item("video", path, key, frames)]
+    warm = int(round(overlap_s * fps))
+    return [Item("video", path, hashlib.sha256(f"{key}:{start}:{length}".encode()).hexdigest()[:40],
+                 min(length, frames - start), part=k, span=(start, min(start + length, frames)), warmup=min(warm, start))
+            for k, start in enumerate(range(0, frames, length))]
 
 
 class BatchWorker:
@@ -138,9 +154,21 @@ class BatchWorker:
         watcher = Watcher(self._video.detector, self._video.classifier, source=item.path, camera=item.path,
                           detect_every=s.detect_every, state_config=StateConfig(window=s.window, enter=s.enter, hold=s.hold),
                           sinks=[events.append], min_face=max(s.min_face, 1.0))
-        source = VideoFileSource(item.path, stride=s.stride)
+        if item.span is None:
+            source = VideoFileSource(item.path, stride=s.stride)
+            stats = run_watch(source, watcher)
+            return {"events": events, "frames": stats.frames, "video_s": stats.frames * s.stride / source.fps}
+        start, end = item.span
+        first = start - item.warmup
+        first -= first % (s.stride * s.detect_every)  # the detector on the same frames as a whole-file run
+        source = SegmentSource(item.path, first, end, stride=s.stride)
         stats = run_watch(source, watcher)
-        return {"events": events, "frames": stats.frames, "video_s": stats.frames * s.stride / source.fps}
+        # a segment owns the events raised on its own frames; those of the warm-up belong to the one before
+        owned = [e for e in events if e.frame is None or start <= e.frame < end]
+        for e in owned:
+            if e.track_id is not None:
+                e.track_id += item.part * 1_000_000  # track ids are per segment
+        return {"events": owned, "frames": stats.frames, "video_s": (end - start) / source.fps}
 
     def _run_images(self, item: Item) -> dict[str, Any]:
         from ..images import read_image
@@ -179,3 +207,43 @@ def _maybe_crash(item: Item) -> None:
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(str(os.getpid()))
         os._exit(1)
+
+
+class SegmentSource:
+    """Frames ``[first, end)`` of a video file, with their indices and ``video_time`` from the file's start."""
+
+    live = False
+
+    def __init__(self, path: str, first: int, end: int, stride: int = 1):
+        import cv2
+
+        from ..video import VideoFileSource
+
+        probe = VideoFileSource(path)  # same checks and messages as watch
+        self.fps, self.name = probe.fps, probe.name
+        probe.close()
+        self.capture = cv2.VideoCapture(path)
+        self.first, self.end, self.stride = first, end, max(1, stride)
+        if first:
+            self.capture.set(cv2.CAP_PROP_POS_FRAMES, first)
+            got = int(self.capture.get(cv2.CAP_PROP_POS_FRAMES))
+            if got != first:  # an inexact seek: decode from the start instead
+                self.capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                for _ in range(first):
+                    self.capture.grab()
+
+    def __iter__(self):
+        from ..video import Frame
+
+        try:
+            for index in range(self.first, self.end):
+                ok, image = self.capture.read()
+                if not ok:
+                    return
+                if (index - self.first) % self.stride == 0:
+                    yield Frame(index, image, index / self.fps, time.time())
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.capture.release()

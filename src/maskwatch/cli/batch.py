@@ -24,6 +24,12 @@ def batch_command(
     json_dir: Optional[Path] = typer.Option(None, "--json-dir", help="Images: JSON lines (as detect --json) go to "
                                             "files here (default: stdout)."),
     workers: int = typer.Option(2, "--workers", min=1, help="Ray actors, one CPU and one set of models each."),
+    images_per_item: int = typer.Option(256, "--images-per-item", min=1, help="Images per unit of work (retry, "
+                                        "resume); keep it the same across re-runs."),
+    segment_s: Optional[float] = typer.Option(None, "--segment-s", min=1.0, help="Cut videos longer than this "
+                                              "many seconds into segments (parallel; see docs/scale.md)."),
+    overlap_s: float = typer.Option(5.0, "--overlap-s", min=0.0, help="Warm-up before each segment (events there "
+                                    "belong to the segment before)."),
     retries: int = typer.Option(2, "--retries", min=0, help="Times an input is retried when its worker dies."),
     detector: Optional[str] = typer.Option(None, "--detector", help="Detector (default: watch's for videos, "
                                            "detect's for images)."),
@@ -48,7 +54,7 @@ def batch_command(
         given = list(inputs or []) + (read_manifest(manifest) if manifest else [])
         if not given:
             raise fail("give video files, image folders or --manifest")
-        items, problems = expand_inputs(given)
+        items, problems = expand_inputs(given, images_per_item, segment_s, overlap_s)
         settings = Settings(detector=detector, classifier_model=str(classifier_model) if classifier_model else None,
                             min_score=min_score, min_face=min_face, input_size=input_size, threads=threads,
                             detect_every=detect_every, stride=stride, window=window, hold=hold, enter=enter)
