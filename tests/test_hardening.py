@@ -202,3 +202,55 @@ def test_synth_box_outside_the_image_is_skipped_not_a_crash(tmp_path):
     assert report.skipped["box outside image"] == 1
     faces = CenterFaceDetector(threads=1).detect(np.zeros((0, 0, 3), np.uint8))  # was ZeroDivisionError
     assert len(faces) == 0
+
+
+# -- bounded work per request -----------------------------------------------------------------------
+
+
+def test_stats_are_counted_by_the_database_not_by_loading_events(fake_client, tmp_path, monkeypatch):
+    from datetime import timedelta
+
+    store = EventStore(str(tmp_path / "events.db"))
+    now = datetime.now(timezone.utc)
+    for i in range(6):
+        store.add(Event("mask_removed" if i % 2 else "entered_unmasked", now - timedelta(hours=i), "door.mp4",
+                        camera=None if i == 5 else "door"))
+    store.close()
+    monkeypatch.setattr(EventStore, "query", lambda *a, **k: pytest.fail("stats loaded the events"))
+    s = fake_client().get("/v1/stats?hours=24").json()
+    assert s["total"] == 6 and s["by_camera"] == {"door": 5, "door.mp4": 1}
+    assert s["by_type"]["mask_removed"] == 3 and [h["count"] for h in s["by_hour"]][-6:] == [1] * 6
+
+
+def test_busy_server_refuses_an_upload_before_reading_its_body(fake_client):
+    import threading
+
+    from test_server import BlockingPipeline, png_bytes
+
+    pipeline = BlockingPipeline()
+    client = fake_client(pipeline=pipeline, max_concurrent=1, max_pending=1)
+    worker = threading.Thread(target=lambda: client.post("/v1/detect", content=png_bytes()))
+    worker.start()
+    try:
+        while pipeline.calls == 0:
+            pass
+        # a form without an image was a 400 after reading it; now the busy check comes first
+        form = b'--x\r\nContent-Disposition: form-data; name="note"\r\n\r\nhi\r\n--x--\r\n'
+        answer = client.post("/v1/detect", content=form, headers={"Content-Type": "multipart/form-data; boundary=x"})
+        assert answer.status_code == 503 and answer.json()["error"] == "busy"
+    finally:
+        pipeline.release.set()
+        worker.join(20)
+
+
+def test_one_detection_has_a_time_limit(fake_client):
+    from test_server import BlockingPipeline, png_bytes
+
+    pipeline = BlockingPipeline()
+    client = fake_client(pipeline=pipeline, detect_timeout_s=0.3, max_pending=1)
+    try:
+        answer = client.post("/v1/detect", content=png_bytes())
+        assert answer.status_code == 503 and answer.json()["error"] == "detection timed out"
+        assert client.post("/v1/detect", content=png_bytes()).json()["error"] == "busy"  # still running: slot held
+    finally:
+        pipeline.release.set()

@@ -13,7 +13,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal
+from typing import Any, Callable, Literal
 
 from fastapi import Depends, FastAPI, Path as PathParam, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -64,6 +64,7 @@ def create_app(
     max_concurrent: int = 1,
     max_pending: int = 16,
     hosts: list[str] | None = None,
+    detect_timeout_s: float = 30.0,
 ) -> FastAPI:
     """Build the application. The pipeline (``build_pipeline(detector, min_score, threads)`` unless
     one is given) and the event store (``db``: URL or SQLite path, default as for ``maskwatch
@@ -76,6 +77,8 @@ def create_app(
     (the event and dashboard endpoints stay responsive), and beyond ``max_pending`` photos in
     progress or waiting the answer is 503 "busy". ``hosts``: Host header values answered besides
     localhost / 127.0.0.1 (``["*"]``: any); others get 400.
+    ``detect_timeout_s``: one photo not answered within this is 503 "detection timed out" (its
+    slot stays taken until the work really ends, so a pathological image cannot pile up threads).
     """
     from ..registry import sha256_of
     from ..store import EventStore
@@ -182,10 +185,21 @@ def create_app(
         annotate: bool = Query(False, description="Answer with the annotated JPEG instead of JSON."),
     ) -> Response:
         """Faces and mask states in one image: a multipart upload (field ``image``) or the raw image as the body."""
-        data, name = await _uploaded_image(request, max_upload_bytes)
-        with pending.slot(max_pending):
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(detect_pool, run_detection, data, name, min_score, annotate)
+        pending.acquire(max_pending)  # before the body is read: a busy server reads no upload
+        released = False
+        try:
+            data, name = await _uploaded_image(request, max_upload_bytes)
+            future = asyncio.get_running_loop().run_in_executor(detect_pool, run_detection, data, name, min_score, annotate)
+            future.add_done_callback(lambda _f: pending.release())  # the slot is held until the work really ends
+            released = True
+            try:
+                return await asyncio.wait_for(asyncio.shield(future), detect_timeout_s)
+            except asyncio.TimeoutError:
+                raise ApiError(503, "detection timed out", f"{name}: no answer within {detect_timeout_s:g} s; "
+                               "the server is overloaded or the image is pathological") from None
+        finally:
+            if not released:
+                pending.release()
 
     @app.get("/v1/events", dependencies=guarded)
     def events(
@@ -343,18 +357,19 @@ def _stats(store: Any, hours: int) -> dict[str, Any]:
     from ..store import EVENT_TYPES
 
     first_hour = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
-    found = _db(store.query, since=first_hour)
     by_type = {name: 0 for name in EVENT_TYPES}
     by_camera: Counter = Counter()
     per_hour: Counter = Counter()
-    for ev in found:
-        by_type[ev.type] = by_type.get(ev.type, 0) + 1
-        by_camera[ev.camera or ev.source] += 1
-        per_hour[int((ev.time - first_hour).total_seconds() // 3600)] += 1
+    total = 0
+    for type_, camera, hour, n in _db(store.hourly_counts, first_hour):  # aggregated in SQL
+        by_type[type_] = by_type.get(type_, 0) + n
+        by_camera[camera] += n
+        per_hour[int((hour.replace(tzinfo=timezone.utc) - first_hour).total_seconds() // 3600)] += n
+        total += n
     return {
         "window_hours": hours,
         "since": first_hour.isoformat(),
-        "total": len(found),
+        "total": total,
         "by_type": by_type,
         "by_camera": dict(by_camera.most_common()),
         "by_hour": [{"hour": (first_hour + timedelta(hours=i)).isoformat(), "count": per_hour.get(i, 0)}
@@ -378,14 +393,12 @@ class _PendingPhotos:
         self.value = 0
         self.lock = threading.Lock()
 
-    @contextlib.contextmanager
-    def slot(self, limit: int) -> Iterator[None]:
+    def acquire(self, limit: int) -> None:
         with self.lock:
             if self.value >= limit:
                 raise ApiError(503, "busy", f"{self.value} photos are being processed or waiting; try again shortly")
             self.value += 1
-        try:
-            yield
-        finally:
-            with self.lock:
-                self.value -= 1
+
+    def release(self) -> None:
+        with self.lock:
+            self.value -= 1

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from sqlalchemy import JSON, DateTime, Float, Integer, String, and_, create_engine, event, or_, select
+from sqlalchemy import JSON, DateTime, Float, Integer, String, and_, create_engine, event, func, or_, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
@@ -204,6 +204,20 @@ class EventStore:
             stmt = stmt.limit(limit)
         with Session(self.engine) as session:
             return [row.to_event() for row in session.scalars(stmt)]
+
+    def hourly_counts(self, since: datetime) -> list[tuple[str, str, datetime, int]]:
+        """(type, camera or source, clock hour as naive UTC, count) for events at/after ``since``,
+        counted by the database (GROUP BY): memory and time do not grow with the number of events."""
+        camera = func.coalesce(EventRow.camera, EventRow.source)
+        if self.engine.dialect.name == "sqlite":
+            hour = func.strftime("%Y-%m-%dT%H:00:00", EventRow.time)
+        else:
+            hour = func.date_trunc("hour", EventRow.time)
+        stmt = (select(EventRow.type, camera, hour, func.count()).where(EventRow.time >= _naive_utc(since))
+                .group_by(EventRow.type, camera, hour))
+        with Session(self.engine) as session:
+            rows = session.execute(stmt).all()
+        return [(t, c, h if isinstance(h, datetime) else datetime.fromisoformat(h), int(n)) for t, c, h, n in rows]
 
     def get(self, event_id: int) -> Event | None:
         if not INT64_MIN <= event_id <= INT64_MAX:
