@@ -254,3 +254,62 @@ def test_one_detection_has_a_time_limit(fake_client):
         assert client.post("/v1/detect", content=png_bytes()).json()["error"] == "busy"  # still running: slot held
     finally:
         pipeline.release.set()
+
+
+# -- no lost events -----------------------------------------------------------------------------------
+
+
+class _FailingCommits:
+    """Session.commit fails (as on a full disk) while ``failing`` is true."""
+
+    def __init__(self, monkeypatch):
+        from sqlalchemy.exc import OperationalError
+        from sqlalchemy.orm import Session
+
+        self.failing = True
+        real = Session.commit
+
+        def commit(session):
+            if self.failing:
+                raise OperationalError("INSERT", {}, Exception("database or disk is full"))
+            return real(session)
+
+        monkeypatch.setattr(Session, "commit", commit)
+
+
+def _ev(i):
+    return Event("mask_removed", datetime.now(timezone.utc), "door", track_id=i)
+
+
+def test_failed_writes_are_kept_reported_and_written_later(tmp_path, monkeypatch, capsys):
+    store = EventStore(str(tmp_path / "e.db"), retry_wait_s=0)
+    faults = _FailingCommits(monkeypatch)
+    assert not store.add(_ev(1)) and not store.add(_ev(2))
+    assert store.unsaved == 2 and "cannot store events" in capsys.readouterr().err  # said at once, loudly
+    faults.failing = False
+    assert store.add(_ev(3)) and store.unsaved == 0
+    assert [e.track_id for e in store.query()] == [1, 2, 3]
+    store.close()
+
+
+def test_pending_events_are_bounded_and_counted_when_the_disk_stays_full(tmp_path, monkeypatch, capsys):
+    store = EventStore(str(tmp_path / "e.db"), max_pending=3, close_retries=2, retry_wait_s=0)
+    _FailingCommits(monkeypatch)
+    for i in range(5):
+        store.add(_ev(i))
+    assert len(store.pending) == 3 and store.lost == 2
+    store.close()
+    assert store.unsaved == 5 and "5 events not stored" in capsys.readouterr().err
+
+
+def test_watch_exit_status_says_events_were_not_stored(tmp_path, monkeypatch):
+    from PIL import Image
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(2):
+        Image.new("RGB", (64, 48)).save(frames / f"{i}.png")
+    monkeypatch.setattr(EventStore, "unsaved", property(lambda self: 4))
+    out = CliRunner().invoke(cli_app, ["watch", str(frames), "--db", str(tmp_path / "e.db"), "--snapshots", "none"])
+    assert out.exit_code == 3, out.output
+    assert "4 events not stored" in out.output
