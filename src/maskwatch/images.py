@@ -18,7 +18,8 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".
 #: whatever the file's first bytes claim (the JPEG opener also yields multi-picture MPO files from phones).
 PIL_FORMATS = ("JPEG", "PNG", "BMP", "WEBP", "TIFF")
 
-#: Default refusal limit: 64 megapixels (8000 x 8000) keeps decoding under ~200 MB of memory.
+#: Default refusal limit: 64 megapixels (8000 x 8000). The decoded image alone is 192 MB and the
+#: conversions hold a few copies, so one image near the limit can peak around 1 GB (docs/security.md).
 DEFAULT_MAX_PIXELS = 64_000_000
 # read_image checks ``max_pixels`` itself from the header, before decoding, and names the size;
 # Pillow's own guard would raise first with a vaguer message.
