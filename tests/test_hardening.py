@@ -313,3 +313,14 @@ def test_watch_exit_status_says_events_were_not_stored(tmp_path, monkeypatch):
     out = CliRunner().invoke(cli_app, ["watch", str(frames), "--db", str(tmp_path / "e.db"), "--snapshots", "none"])
     assert out.exit_code == 3, out.output
     assert "4 events not stored" in out.output
+
+
+def test_openapi_declares_the_detect_body_errors_and_jpeg_and_405_has_allow(fake_client):
+    client = fake_client()
+    op = client.get("/openapi.json").json()["paths"]["/v1/detect"]["post"]
+    assert "multipart/form-data" in op["requestBody"]["content"] and "image/jpeg" in op["requestBody"]["content"]
+    assert "image/jpeg" in op["responses"]["200"]["content"]
+    assert {"400", "413", "422", "503"} <= set(op["responses"])
+    assert op["responses"]["422"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+    answer = client.get("/v1/detect")
+    assert answer.status_code == 405 and answer.headers["allow"] == "POST"

@@ -28,6 +28,7 @@ from ..images import DEFAULT_MAX_PIXELS, ImageTooLargeError, decode_image_bytes
 from ..pipeline import StageTimer
 from ..store.events_db import INT64_MAX
 from .limits import HostCheck, allowed_hosts
+from .schema import install_true_schema
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 DEFAULT_MAX_UPLOAD_BYTES = 20 * 1024 * 1024
@@ -89,7 +90,7 @@ def create_app(
         pipeline = build_pipeline(detector, min_score=min_score, threads=threads)
     store = EventStore(db)
     snapshot_root = Path(snapshot_dir if snapshot_dir is not None else default_snapshot_dir()).expanduser().resolve()
-    detect_pool = ThreadPoolExecutor(max(1, max_concurrent), thread_name_prefix="maskwatch-detect")
+    pools = [ThreadPoolExecutor(max(1, max_concurrent), thread_name_prefix="maskwatch-detect")]
     pending = _PendingPhotos()
     started = time.monotonic()
     classifier_path = getattr(getattr(pipeline, "classifier", None), "path", None)
@@ -99,8 +100,10 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> Any:
+        if pools[0]._shutdown:  # started again after a shutdown (tests, ASGI hosts that restart)
+            pools[0] = ThreadPoolExecutor(max(1, max_concurrent), thread_name_prefix="maskwatch-detect")
         yield
-        detect_pool.shutdown(wait=False, cancel_futures=True)
+        pools[0].shutdown(wait=False, cancel_futures=True)
         store.close()
 
     app = FastAPI(title="MaskWatch", version=__version__, lifespan=lifespan,
@@ -109,6 +112,7 @@ def create_app(
     app.state.pipeline = pipeline
     _install_error_handlers(app)
     app.add_middleware(HostCheck, hosts=allowed_hosts(None, hosts))
+    install_true_schema(app)
 
     def require_key(request: Request) -> None:
         _check_api_key(request, api_key)
@@ -189,7 +193,7 @@ def create_app(
         released = False
         try:
             data, name = await _uploaded_image(request, max_upload_bytes)
-            future = asyncio.get_running_loop().run_in_executor(detect_pool, run_detection, data, name, min_score, annotate)
+            future = asyncio.get_running_loop().run_in_executor(pools[0], run_detection, data, name, min_score, annotate)
             future.add_done_callback(lambda _f: pending.release())  # the slot is held until the work really ends
             released = True
             try:
@@ -271,7 +275,9 @@ def _install_error_handlers(app: FastAPI) -> None:
             phrase = HTTPStatus(exc.status_code).phrase.lower()
         except ValueError:
             phrase = "error"
-        return body(exc.status_code, phrase, str(exc.detail))
+        answer = body(exc.status_code, phrase, str(exc.detail))
+        answer.headers.update(getattr(exc, "headers", None) or {})  # e.g. Allow on 405
+        return answer
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
