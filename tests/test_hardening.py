@@ -324,3 +324,19 @@ def test_openapi_declares_the_detect_body_errors_and_jpeg_and_405_has_allow(fake
     assert op["responses"]["422"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
     answer = client.get("/v1/detect")
     assert answer.status_code == 405 and answer.headers["allow"] == "POST"
+
+
+@pytest.mark.parametrize("target", ["/dev/full", "{tmp}/a_file/out.jsonl"])
+def test_unwritable_outputs_are_one_line_errors(tmp_path, target):
+    import os
+    import subprocess
+    import sys
+
+    from maskwatch.cli.detect import example_image_path
+
+    (tmp_path / "a_file").write_text("not a folder")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    out = subprocess.run([sys.executable, "-m", "maskwatch", "detect", str(example_image_path()), "--threads", "1",
+                          "--json", target.format(tmp=tmp_path)], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode != 0 and "Traceback" not in out.stderr, out.stderr
+    assert out.stderr.strip().splitlines()[-1].startswith("error:"), out.stderr
