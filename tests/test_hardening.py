@@ -340,3 +340,25 @@ def test_unwritable_outputs_are_one_line_errors(tmp_path, target):
                           "--json", target.format(tmp=tmp_path)], capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode != 0 and "Traceback" not in out.stderr, out.stderr
     assert out.stderr.strip().splitlines()[-1].startswith("error:"), out.stderr
+
+
+def test_large_jpeg_upload_is_decoded_reduced_and_boxes_come_back_in_original_pixels(fake_client):
+    import io
+
+    from PIL import Image
+
+    from test_server import FakePipeline
+
+    shapes = []
+
+    class Recording(FakePipeline):
+        def __call__(self, image, timer=None):
+            shapes.append(image.shape)
+            return super().__call__(image, timer)
+
+    buf = io.BytesIO()
+    Image.new("RGB", (5000, 4000), (120, 90, 60)).save(buf, "JPEG", quality=70)
+    body = fake_client(pipeline=Recording()).post("/v1/detect", content=buf.getvalue()).json()
+    assert shapes == [(2000, 2500, 3)]  # JPEG draft at 1/2: a quarter of the memory
+    assert body["image"] == {"width": 5000, "height": 4000}
+    assert body["faces"][0]["box"] == [2.0, 2.0, 20.0, 20.0]

@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__
 from ..detectors.base import filter_faces
 from ..errors import InputError, MaskWatchError
-from ..images import DEFAULT_MAX_PIXELS, ImageTooLargeError, decode_image_bytes
+from ..images import DEFAULT_MAX_PIXELS, ImageTooLargeError, decode_upload
 from ..pipeline import StageTimer
 from ..store.events_db import INT64_MAX
 from .limits import HostCheck, allowed_hosts
@@ -150,7 +150,7 @@ def create_app(
         timer = StageTimer()
         t0 = time.perf_counter()
         try:
-            image = decode_image_bytes(data, name, max_pixels)
+            image, (sx, sy), (width, height) = decode_upload(data, name, max_pixels)  # large JPEGs at 1/2..1/8
         except ImageTooLargeError as exc:
             raise ApiError(413, "image too large", str(exc)) from None
         except InputError as exc:
@@ -162,6 +162,7 @@ def create_app(
                 faces = filter_faces(faces, min_score_, 0)
             if annotate:
                 t1 = time.perf_counter()
+                # a large JPEG is annotated at its reduced decode size
                 ok, jpeg = cv2.imencode(".jpg", draw_faces(image, faces), [cv2.IMWRITE_JPEG_QUALITY, 90])
                 if not ok:
                     raise ApiError(500, "encoding failed", "could not encode the annotated image")
@@ -169,6 +170,12 @@ def create_app(
         except (MemoryError, cv2.error) as exc:
             last_line = (str(exc).strip().splitlines() or [""])[-1]
             raise ApiError(422, "cannot process image", f"{name}: {type(exc).__name__}: {last_line}") from None
+        if (sx, sy) != (1.0, 1.0):  # boxes in the original photo's pixels
+            import numpy as np
+
+            faces.boxes = faces.boxes * np.array([sx, sy, sx, sy], np.float32)
+            if faces.landmarks is not None:
+                faces.landmarks = faces.landmarks * np.array([sx, sy], np.float32)
         timings = {k: round(v, 2) for k, v in timer.ms.items()}
         timings["total"] = round((time.perf_counter() - t0) * 1000, 2)
         records = faces.to_records()
@@ -178,7 +185,7 @@ def create_app(
                 "X-MaskWatch-Faces": json.dumps(records, separators=(",", ":")),
                 "X-MaskWatch-Timings": json.dumps(timings, separators=(",", ":")),
             })
-        return JSONResponse({"image": {"width": int(image.shape[1]), "height": int(image.shape[0])},
+        return JSONResponse({"image": {"width": int(width), "height": int(height)},
                              "faces": records, "counts": faces.counts(), "timings_ms": timings})
 
     @app.post("/v1/detect", responses={200: {"content": {"image/jpeg": {}}}}, dependencies=guarded)
