@@ -202,3 +202,163 @@ def test_synth_box_outside_the_image_is_skipped_not_a_crash(tmp_path):
     assert report.skipped["box outside image"] == 1
     faces = CenterFaceDetector(threads=1).detect(np.zeros((0, 0, 3), np.uint8))  # was ZeroDivisionError
     assert len(faces) == 0
+
+
+# -- bounded work per request -----------------------------------------------------------------------
+
+
+def test_stats_are_counted_by_the_database_not_by_loading_events(fake_client, tmp_path, monkeypatch):
+    from datetime import timedelta
+
+    store = EventStore(str(tmp_path / "events.db"))
+    now = datetime.now(timezone.utc)
+    for i in range(6):
+        store.add(Event("mask_removed" if i % 2 else "entered_unmasked", now - timedelta(hours=i), "door.mp4",
+                        camera=None if i == 5 else "door"))
+    store.close()
+    monkeypatch.setattr(EventStore, "query", lambda *a, **k: pytest.fail("stats loaded the events"))
+    s = fake_client().get("/v1/stats?hours=24").json()
+    assert s["total"] == 6 and s["by_camera"] == {"door": 5, "door.mp4": 1}
+    assert s["by_type"]["mask_removed"] == 3 and [h["count"] for h in s["by_hour"]][-6:] == [1] * 6
+
+
+def test_busy_server_refuses_an_upload_before_reading_its_body(fake_client):
+    import threading
+
+    from test_server import BlockingPipeline, png_bytes
+
+    pipeline = BlockingPipeline()
+    client = fake_client(pipeline=pipeline, max_concurrent=1, max_pending=1)
+    worker = threading.Thread(target=lambda: client.post("/v1/detect", content=png_bytes()))
+    worker.start()
+    try:
+        while pipeline.calls == 0:
+            pass
+        # a form without an image was a 400 after reading it; now the busy check comes first
+        form = b'--x\r\nContent-Disposition: form-data; name="note"\r\n\r\nhi\r\n--x--\r\n'
+        answer = client.post("/v1/detect", content=form, headers={"Content-Type": "multipart/form-data; boundary=x"})
+        assert answer.status_code == 503 and answer.json()["error"] == "busy"
+    finally:
+        pipeline.release.set()
+        worker.join(20)
+
+
+def test_one_detection_has_a_time_limit(fake_client):
+    from test_server import BlockingPipeline, png_bytes
+
+    pipeline = BlockingPipeline()
+    client = fake_client(pipeline=pipeline, detect_timeout_s=0.3, max_pending=1)
+    try:
+        answer = client.post("/v1/detect", content=png_bytes())
+        assert answer.status_code == 503 and answer.json()["error"] == "detection timed out"
+        assert client.post("/v1/detect", content=png_bytes()).json()["error"] == "busy"  # still running: slot held
+    finally:
+        pipeline.release.set()
+
+
+# -- no lost events -----------------------------------------------------------------------------------
+
+
+class _FailingCommits:
+    """Session.commit fails (as on a full disk) while ``failing`` is true."""
+
+    def __init__(self, monkeypatch):
+        from sqlalchemy.exc import OperationalError
+        from sqlalchemy.orm import Session
+
+        self.failing = True
+        real = Session.commit
+
+        def commit(session):
+            if self.failing:
+                raise OperationalError("INSERT", {}, Exception("database or disk is full"))
+            return real(session)
+
+        monkeypatch.setattr(Session, "commit", commit)
+
+
+def _ev(i):
+    return Event("mask_removed", datetime.now(timezone.utc), "door", track_id=i)
+
+
+def test_failed_writes_are_kept_reported_and_written_later(tmp_path, monkeypatch, capsys):
+    store = EventStore(str(tmp_path / "e.db"), retry_wait_s=0)
+    faults = _FailingCommits(monkeypatch)
+    assert not store.add(_ev(1)) and not store.add(_ev(2))
+    assert store.unsaved == 2 and "cannot store events" in capsys.readouterr().err  # said at once, loudly
+    faults.failing = False
+    assert store.add(_ev(3)) and store.unsaved == 0
+    assert [e.track_id for e in store.query()] == [1, 2, 3]
+    store.close()
+
+
+def test_pending_events_are_bounded_and_counted_when_the_disk_stays_full(tmp_path, monkeypatch, capsys):
+    store = EventStore(str(tmp_path / "e.db"), max_pending=3, close_retries=2, retry_wait_s=0)
+    _FailingCommits(monkeypatch)
+    for i in range(5):
+        store.add(_ev(i))
+    assert len(store.pending) == 3 and store.lost == 2
+    store.close()
+    assert store.unsaved == 5 and "5 events not stored" in capsys.readouterr().err
+
+
+def test_watch_exit_status_says_events_were_not_stored(tmp_path, monkeypatch):
+    from PIL import Image
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(2):
+        Image.new("RGB", (64, 48)).save(frames / f"{i}.png")
+    monkeypatch.setattr(EventStore, "unsaved", property(lambda self: 4))
+    out = CliRunner().invoke(cli_app, ["watch", str(frames), "--db", str(tmp_path / "e.db"), "--snapshots", "none"])
+    assert out.exit_code == 3, out.output
+    assert "4 events not stored" in out.output
+
+
+def test_openapi_declares_the_detect_body_errors_and_jpeg_and_405_has_allow(fake_client):
+    client = fake_client()
+    op = client.get("/openapi.json").json()["paths"]["/v1/detect"]["post"]
+    assert "multipart/form-data" in op["requestBody"]["content"] and "image/jpeg" in op["requestBody"]["content"]
+    assert "image/jpeg" in op["responses"]["200"]["content"]
+    assert {"400", "413", "422", "503"} <= set(op["responses"])
+    assert op["responses"]["422"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+    answer = client.get("/v1/detect")
+    assert answer.status_code == 405 and answer.headers["allow"] == "POST"
+
+
+@pytest.mark.parametrize("target", ["/dev/full", "{tmp}/a_file/out.jsonl"])
+def test_unwritable_outputs_are_one_line_errors(tmp_path, target):
+    import os
+    import subprocess
+    import sys
+
+    from maskwatch.cli.detect import example_image_path
+
+    (tmp_path / "a_file").write_text("not a folder")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    out = subprocess.run([sys.executable, "-m", "maskwatch", "detect", str(example_image_path()), "--threads", "1",
+                          "--json", target.format(tmp=tmp_path)], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode != 0 and "Traceback" not in out.stderr, out.stderr
+    assert out.stderr.strip().splitlines()[-1].startswith("error:"), out.stderr
+
+
+def test_large_jpeg_upload_is_decoded_reduced_and_boxes_come_back_in_original_pixels(fake_client):
+    import io
+
+    from PIL import Image
+
+    from test_server import FakePipeline
+
+    shapes = []
+
+    class Recording(FakePipeline):
+        def __call__(self, image, timer=None):
+            shapes.append(image.shape)
+            return super().__call__(image, timer)
+
+    buf = io.BytesIO()
+    Image.new("RGB", (5000, 4000), (120, 90, 60)).save(buf, "JPEG", quality=70)
+    body = fake_client(pipeline=Recording()).post("/v1/detect", content=buf.getvalue()).json()
+    assert shapes == [(2000, 2500, 3)]  # JPEG draft at 1/2: a quarter of the memory
+    assert body["image"] == {"width": 5000, "height": 4000}
+    assert body["faces"][0]["box"] == [2.0, 2.0, 20.0, 20.0]

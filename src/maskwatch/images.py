@@ -18,7 +18,8 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".
 #: whatever the file's first bytes claim (the JPEG opener also yields multi-picture MPO files from phones).
 PIL_FORMATS = ("JPEG", "PNG", "BMP", "WEBP", "TIFF")
 
-#: Default refusal limit: 64 megapixels (8000 x 8000) keeps decoding under ~200 MB of memory.
+#: Default refusal limit: 64 megapixels (8000 x 8000). The decoded image alone is 192 MB and the
+#: conversions hold a few copies, so one image near the limit can peak around 1 GB (docs/security.md).
 DEFAULT_MAX_PIXELS = 64_000_000
 # read_image checks ``max_pixels`` itself from the header, before decoding, and names the size;
 # Pillow's own guard would raise first with a vaguer message.
@@ -72,11 +73,33 @@ def open_image(source: str | os.PathLike | io.BytesIO, name: object = None,
     return img
 
 
-def _decode(source: Path | io.BytesIO, name: object, max_pixels: int, head: Callable[[], bytes]) -> np.ndarray:
+def decode_upload(data: bytes, name: str = "<upload>", max_pixels: int = DEFAULT_MAX_PIXELS,
+                  min_side: int = 2048) -> tuple[np.ndarray, tuple[float, float], tuple[int, int]]:
+    """An upload decoded at reduced size where the format allows it (JPEG draft: 1/2, 1/4, 1/8 while
+    the longer side stays at least ``min_side``), so a photo near the pixel limit does not take a
+    gigabyte. Returns the image, the (x, y) factors from its pixels to the original's, and the
+    original (width, height), both after EXIF rotation."""
+    if not data:
+        raise InputError(name, "empty file (0 bytes)")
+    found: dict = {}
+    image = _decode(io.BytesIO(data), name, max_pixels, lambda: data[:512], min_side, found)
+    width, height = found["size"]
+    return image, (width / image.shape[1], height / image.shape[0]), (width, height)
+
+
+def _decode(source: Path | io.BytesIO, name: object, max_pixels: int, head: Callable[[], bytes],
+            min_side: int | None = None, found: dict | None = None) -> np.ndarray:
     """The checks and conversions shared by files and in-memory images."""
     try:
         with open_image(source, name, max_pixels) as img:
+            width, height = img.size
+            if min_side and img.format == "JPEG" and max(width, height) > 2 * min_side:
+                ratio = min_side / max(width, height)
+                img.draft("RGB", (max(1, round(width * ratio)), max(1, round(height * ratio))))
             img.load()
+            if found is not None:
+                swapped = img.getexif().get(0x0112) in (5, 6, 7, 8)
+                found["size"] = (height, width) if swapped else (width, height)
             return pil_to_bgr(ImageOps.exif_transpose(img))
     except InputError:
         raise

@@ -42,4 +42,11 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except OSError as exc:  # last resort: an output that cannot be written (read-only or full folder, ...)
+        import sys
+
+        where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f)
+        sys.stderr.write(f"error: {where + ': ' if where else ''}{exc.strerror or exc}\n")
+        raise SystemExit(1) from None

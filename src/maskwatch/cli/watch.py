@@ -161,6 +161,9 @@ def _watch(source: str, out: Path | None, show: bool, json_out: str | None, stri
     dropped = f", frames dropped {video.dropped}" if video.live else ""
     typer.echo(f"{'interrupted: ' if stats.interrupted else ''}{stats.frames} frames, {stats.fps:.1f} FPS, "
                f"{stats.events} events -> {store.shown_url}{skipped}{dropped}; ms/frame: {stages}", err=True)
+    if store.unsaved:
+        typer.echo(f"error: {store.unsaved} events not stored in {store.shown_url} ({store.last_error})", err=True)
+        raise typer.Exit(3)
 
 
 def parse_zone(text: str) -> Any:

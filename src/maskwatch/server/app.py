@@ -13,7 +13,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal
+from typing import Any, Callable, Literal
 
 from fastapi import Depends, FastAPI, Path as PathParam, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -24,11 +24,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__
 from ..detectors.base import filter_faces
 from ..errors import InputError, MaskWatchError
+from ..images import DEFAULT_MAX_PIXELS, ImageTooLargeError, decode_upload
 from ..monitor.snapshots import default_snapshot_dir
-from ..images import DEFAULT_MAX_PIXELS, ImageTooLargeError, decode_image_bytes
 from ..pipeline import StageTimer
 from ..store.events_db import INT64_MAX
 from .limits import HostCheck, allowed_hosts
+from .schema import install_true_schema
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 DEFAULT_MAX_UPLOAD_BYTES = 20 * 1024 * 1024
@@ -58,6 +59,7 @@ def create_app(
     max_concurrent: int = 1,
     max_pending: int = 16,
     hosts: list[str] | None = None,
+    detect_timeout_s: float = 30.0,
 ) -> FastAPI:
     """Build the application. The pipeline (``build_pipeline(detector, min_score, threads)`` unless
     one is given) and the event store (``db``: URL or SQLite path, default as for ``maskwatch
@@ -70,6 +72,8 @@ def create_app(
     (the event and dashboard endpoints stay responsive), and beyond ``max_pending`` photos in
     progress or waiting the answer is 503 "busy". ``hosts``: Host header values answered besides
     localhost / 127.0.0.1 (``["*"]``: any); others get 400.
+    ``detect_timeout_s``: one photo not answered within this is 503 "detection timed out" (its
+    slot stays taken until the work really ends, so a pathological image cannot pile up threads).
     """
     from ..registry import sha256_of
     from ..store import EventStore
@@ -80,7 +84,7 @@ def create_app(
         pipeline = build_pipeline(detector, min_score=min_score, threads=threads)
     store = EventStore(db)
     snapshot_root = Path(snapshot_dir if snapshot_dir is not None else default_snapshot_dir()).expanduser().resolve()
-    detect_pool = ThreadPoolExecutor(max(1, max_concurrent), thread_name_prefix="maskwatch-detect")
+    pools = [ThreadPoolExecutor(max(1, max_concurrent), thread_name_prefix="maskwatch-detect")]
     pending = _PendingPhotos()
     started = time.monotonic()
     classifier_path = getattr(getattr(pipeline, "classifier", None), "path", None)
@@ -90,8 +94,10 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> Any:
+        if pools[0]._shutdown:  # started again after a shutdown (tests, ASGI hosts that restart)
+            pools[0] = ThreadPoolExecutor(max(1, max_concurrent), thread_name_prefix="maskwatch-detect")
         yield
-        detect_pool.shutdown(wait=False, cancel_futures=True)
+        pools[0].shutdown(wait=False, cancel_futures=True)
         store.close()
 
     app = FastAPI(title="MaskWatch", version=__version__, lifespan=lifespan,
@@ -100,6 +106,7 @@ def create_app(
     app.state.pipeline = pipeline
     _install_error_handlers(app)
     app.add_middleware(HostCheck, hosts=allowed_hosts(None, hosts))
+    install_true_schema(app)
 
     def require_key(request: Request) -> None:
         _check_api_key(request, api_key)
@@ -137,7 +144,7 @@ def create_app(
         timer = StageTimer()
         t0 = time.perf_counter()
         try:
-            image = decode_image_bytes(data, name, max_pixels)
+            image, (sx, sy), (width, height) = decode_upload(data, name, max_pixels)  # large JPEGs at 1/2..1/8
         except ImageTooLargeError as exc:
             raise ApiError(413, "image too large", str(exc)) from None
         except InputError as exc:
@@ -149,6 +156,7 @@ def create_app(
                 faces = filter_faces(faces, min_score_, 0)
             if annotate:
                 t1 = time.perf_counter()
+                # a large JPEG is annotated at its reduced decode size
                 ok, jpeg = cv2.imencode(".jpg", draw_faces(image, faces), [cv2.IMWRITE_JPEG_QUALITY, 90])
                 if not ok:
                     raise ApiError(500, "encoding failed", "could not encode the annotated image")
@@ -156,6 +164,12 @@ def create_app(
         except (MemoryError, cv2.error) as exc:
             last_line = (str(exc).strip().splitlines() or [""])[-1]
             raise ApiError(422, "cannot process image", f"{name}: {type(exc).__name__}: {last_line}") from None
+        if (sx, sy) != (1.0, 1.0):  # boxes in the original photo's pixels
+            import numpy as np
+
+            faces.boxes = faces.boxes * np.array([sx, sy, sx, sy], np.float32)
+            if faces.landmarks is not None:
+                faces.landmarks = faces.landmarks * np.array([sx, sy], np.float32)
         timings = {k: round(v, 2) for k, v in timer.ms.items()}
         timings["total"] = round((time.perf_counter() - t0) * 1000, 2)
         records = faces.to_records()
@@ -165,7 +179,7 @@ def create_app(
                 "X-MaskWatch-Faces": json.dumps(records, separators=(",", ":")),
                 "X-MaskWatch-Timings": json.dumps(timings, separators=(",", ":")),
             })
-        return JSONResponse({"image": {"width": int(image.shape[1]), "height": int(image.shape[0])},
+        return JSONResponse({"image": {"width": int(width), "height": int(height)},
                              "faces": records, "counts": faces.counts(), "timings_ms": timings})
 
     @app.post("/v1/detect", responses={200: {"content": {"image/jpeg": {}}}}, dependencies=guarded)
@@ -176,10 +190,21 @@ def create_app(
         annotate: bool = Query(False, description="Answer with the annotated JPEG instead of JSON."),
     ) -> Response:
         """Faces and mask states in one image: a multipart upload (field ``image``) or the raw image as the body."""
-        data, name = await _uploaded_image(request, max_upload_bytes)
-        with pending.slot(max_pending):
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(detect_pool, run_detection, data, name, min_score, annotate)
+        pending.acquire(max_pending)  # before the body is read: a busy server reads no upload
+        released = False
+        try:
+            data, name = await _uploaded_image(request, max_upload_bytes)
+            future = asyncio.get_running_loop().run_in_executor(pools[0], run_detection, data, name, min_score, annotate)
+            future.add_done_callback(lambda _f: pending.release())  # the slot is held until the work really ends
+            released = True
+            try:
+                return await asyncio.wait_for(asyncio.shield(future), detect_timeout_s)
+            except asyncio.TimeoutError:
+                raise ApiError(503, "detection timed out", f"{name}: no answer within {detect_timeout_s:g} s; "
+                               "the server is overloaded or the image is pathological") from None
+        finally:
+            if not released:
+                pending.release()
 
     @app.get("/v1/events", dependencies=guarded)
     def events(
@@ -255,7 +280,9 @@ def _install_error_handlers(app: FastAPI) -> None:
             phrase = HTTPStatus(exc.status_code).phrase.lower()
         except ValueError:
             phrase = "error"
-        return body(exc.status_code, phrase, str(exc.detail))
+        answer = body(exc.status_code, phrase, str(exc.detail))
+        answer.headers.update(getattr(exc, "headers", None) or {})  # e.g. Allow on 405
+        return answer
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -341,18 +368,19 @@ def _stats(store: Any, hours: int) -> dict[str, Any]:
     from ..store import EVENT_TYPES
 
     first_hour = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
-    found = _db(store.query, since=first_hour)
     by_type = {name: 0 for name in EVENT_TYPES}
     by_camera: Counter = Counter()
     per_hour: Counter = Counter()
-    for ev in found:
-        by_type[ev.type] = by_type.get(ev.type, 0) + 1
-        by_camera[ev.camera or ev.source] += 1
-        per_hour[int((ev.time - first_hour).total_seconds() // 3600)] += 1
+    total = 0
+    for type_, camera, hour, n in _db(store.hourly_counts, first_hour):  # aggregated in SQL
+        by_type[type_] = by_type.get(type_, 0) + n
+        by_camera[camera] += n
+        per_hour[int((hour.replace(tzinfo=timezone.utc) - first_hour).total_seconds() // 3600)] += n
+        total += n
     return {
         "window_hours": hours,
         "since": first_hour.isoformat(),
-        "total": len(found),
+        "total": total,
         "by_type": by_type,
         "by_camera": dict(by_camera.most_common()),
         "by_hour": [{"hour": (first_hour + timedelta(hours=i)).isoformat(), "count": per_hour.get(i, 0)}
@@ -376,14 +404,12 @@ class _PendingPhotos:
         self.value = 0
         self.lock = threading.Lock()
 
-    @contextlib.contextmanager
-    def slot(self, limit: int) -> Iterator[None]:
+    def acquire(self, limit: int) -> None:
         with self.lock:
             if self.value >= limit:
                 raise ApiError(503, "busy", f"{self.value} photos are being processed or waiting; try again shortly")
             self.value += 1
-        try:
-            yield
-        finally:
-            with self.lock:
-                self.value -= 1
+
+    def release(self) -> None:
+        with self.lock:
+            self.value -= 1

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from sqlalchemy import JSON, DateTime, Float, Integer, String, and_, create_engine, event, or_, select
+from sqlalchemy import JSON, DateTime, Float, Integer, String, and_, create_engine, event, func, or_, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
@@ -146,14 +146,29 @@ class EventStore:
     """Append events (one commit each) and query them.
 
     A failed write (disk full, database gone) does not stop the monitor: the event is kept in memory
-    and written with the next successful commit; ``failed_writes`` counts the failures.
+    (at most ``max_pending``; beyond that the oldest are dropped and counted in ``lost``) and written
+    with the next successful commit; ``close`` retries the rest ``close_retries`` times. Each failure
+    streak is reported on stderr at once; ``failed_writes`` counts the failures and ``unsaved``
+    says how many events are not in the database (what ``watch``'s exit status 3 reports).
     """
 
-    def __init__(self, url: str | None = None):
+    def __init__(self, url: str | None = None, max_pending: int = 10_000, close_retries: int = 3,
+                 retry_wait_s: float = 0.5):
         self.url = as_db_url(url)
         self.engine = open_engine(self.url)
         self.pending: list[Event] = []
         self.failed_writes = 0
+        self.lost = 0
+        self.max_pending = max_pending
+        self.close_retries = close_retries
+        self.retry_wait_s = retry_wait_s
+        self.last_error: str | None = None
+        self._failing = False
+
+    @property
+    def unsaved(self) -> int:
+        """Events raised but not in the database: waiting in memory plus dropped over the bound."""
+        return len(self.pending) + self.lost
 
     @property
     def shown_url(self) -> str:
@@ -170,11 +185,26 @@ class EventStore:
                 session.commit()
                 for e, row in zip(self.pending, rows):
                     e.id = row.id
-        except SQLAlchemyError:
-            self.failed_writes += 1
+        except SQLAlchemyError as exc:
+            self._failed(exc)
             return False
+        if self._failing:
+            self._failing = False
+            _warn(f"event database {self.shown_url} is writable again: {len(self.pending)} waiting events stored")
         self.pending.clear()
         return True
+
+    def _failed(self, exc: Exception) -> None:
+        self.failed_writes += 1
+        self.last_error = redact(f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}")
+        over = len(self.pending) - self.max_pending
+        if over > 0:
+            del self.pending[:over]
+            self.lost += over
+        if not self._failing:
+            self._failing = True
+            _warn(f"cannot store events in {self.shown_url} ({self.last_error}); keeping up to "
+                  f"{self.max_pending} in memory and retrying with every new event")
 
     def query(self, types: list[str] | None = None, since: datetime | None = None,
               track_id: int | None = None, source: str | None = None, limit: int | None = None,
@@ -205,6 +235,20 @@ class EventStore:
         with Session(self.engine) as session:
             return [row.to_event() for row in session.scalars(stmt)]
 
+    def hourly_counts(self, since: datetime) -> list[tuple[str, str, datetime, int]]:
+        """(type, camera or source, clock hour as naive UTC, count) for events at/after ``since``,
+        counted by the database (GROUP BY): memory and time do not grow with the number of events."""
+        camera = func.coalesce(EventRow.camera, EventRow.source)
+        if self.engine.dialect.name == "sqlite":
+            hour = func.strftime("%Y-%m-%dT%H:00:00", EventRow.time)
+        else:
+            hour = func.date_trunc("hour", EventRow.time)
+        stmt = (select(EventRow.type, camera, hour, func.count()).where(EventRow.time >= _naive_utc(since))
+                .group_by(EventRow.type, camera, hour))
+        with Session(self.engine) as session:
+            rows = session.execute(stmt).all()
+        return [(t, c, h if isinstance(h, datetime) else datetime.fromisoformat(h), int(n)) for t, c, h, n in rows]
+
     def get(self, event_id: int) -> Event | None:
         if not INT64_MIN <= event_id <= INT64_MAX:
             return None
@@ -216,8 +260,16 @@ class EventStore:
         return iter(self.query())
 
     def close(self) -> None:
-        if self.pending:
-            self.add(self.pending.pop())
+        """Write what is still waiting (retrying), then release the database."""
+        import time
+
+        for attempt in range(self.close_retries + 1):
+            if not self.pending or self.add(self.pending.pop()):
+                break
+            if attempt < self.close_retries:
+                time.sleep(self.retry_wait_s * (attempt + 1))
+        if self.unsaved:
+            _warn(f"{self.unsaved} events not stored in {self.shown_url} ({self.last_error})")
         self.engine.dispose()
 
 
@@ -236,3 +288,9 @@ def _naive_utc(when: datetime) -> datetime:
 def _check_int64(name: str, value: int | None) -> None:
     if value is not None and not INT64_MIN <= value <= INT64_MAX:
         raise MaskWatchError(f"{name} {value}: out of range (a 64-bit integer, at most {INT64_MAX})")
+
+
+def _warn(message: str) -> None:
+    import sys
+
+    print(f"warning: {message}", file=sys.stderr, flush=True)
