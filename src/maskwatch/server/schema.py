@@ -56,8 +56,8 @@ def install_true_schema(app: FastAPI) -> None:
                         t: {"schema": {"type": "string", "format": "binary"}} for t in ("image/jpeg", "image/png", "image/webp")}}
                     responses["403"] = {"description": "Snapshot outside the snapshot folder or not an image.",
                                         "content": {"application/json": {"schema": ref}}}
-                if path.startswith("/v1/events") or path.endswith("/snapshot"):
-                    responses.setdefault("404", {"description": "No such event or snapshot.",
+                if path.startswith("/v1/events") or "{" in path:
+                    responses.setdefault("404", {"description": "No such event, snapshot, alert or camera.",
                                                  "content": {"application/json": {"schema": ref}}})
         app.openapi_schema = schema
         return schema
