@@ -28,6 +28,8 @@ EVENT_TYPES = (
     "mask_restored",
     "source_lost",
     "source_restored",
+    "entered",
+    "left",
 )
 
 
