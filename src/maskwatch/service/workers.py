@@ -134,7 +134,7 @@ def camera_main(camera: dict, service: dict, queue: Any, live_until: Any) -> Non
     beat = threading.Thread(target=send_health, name="maskwatch-health", daemon=True)
     beat.start()
     try:
-        stats = run_watch(video, watcher)
+        stats = run_watch(video, watcher, on_frame=on_frame)
     finally:
         done.set()
         store.close()
