@@ -15,8 +15,11 @@ def register(app: typer.Typer) -> None:
 
 
 def serve(
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0: every interface)."),
-    port: int = typer.Option(8000, "--port", min=1, max=65535, help="TCP port."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Venue config (YAML): run its cameras, each in "
+                                          "its own process, with the API (see `maskwatch config example`)."),
+    host: Optional[str] = typer.Option(None, "--host", help="Address to listen on (0.0.0.0: every interface; "
+                                       "default 127.0.0.1 or the config's server.host)."),
+    port: Optional[int] = typer.Option(None, "--port", min=1, max=65535, help="TCP port (default 8000 or the config's)."),
     db: Optional[str] = typer.Option(None, "--db", help="Event store: SQLAlchemy URL or SQLite file (default as for watch; $MASKWATCH_DB)."),
     snapshot_dir: Optional[Path] = typer.Option(None, "--snapshot-dir",
                                                 help="Folder the event snapshots are in (default as for watch); nothing outside it is served."),
@@ -35,7 +38,9 @@ def serve(
 ) -> None:
     """Serve the HTTP API (/v1/health, /v1/detect, /v1/events, /v1/stats) and the dashboard at /.
 
-    The detection models are loaded once at start; API docs are at /docs once it runs.
+    The detection models are loaded once at start; API docs are at /docs once it runs. With --config the
+    venue's cameras run too (/v1/cameras, live view, /v1/events/stream); the config's store, snapshot
+    folder, models and server keys then apply.
     """
     need_extra("fastapi", "server")
     need_extra("uvicorn", "server")
@@ -45,6 +50,21 @@ def serve(
 
     from ..server import create_app
 
+    supervisor = None
+    if config is not None:
+        from ..service.config import ConfigError, load_config
+        from ..service.supervisor import Supervisor
+
+        try:
+            venue = load_config(config)
+        except ConfigError as exc:
+            raise fail(str(exc)) from None
+        db, snapshot_dir = venue.store, Path(venue.snapshots.dir)
+        detector, min_score = venue.models.detector, venue.models.min_score
+        api_key = venue.server.api_key or api_key
+        host, port = host or venue.server.host, port or venue.server.port
+        supervisor = Supervisor(venue)
+    host, port = host or "127.0.0.1", port or 8000
     if threads:
         cv2.setNumThreads(threads)
     if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
@@ -53,11 +73,23 @@ def serve(
     with user_errors():
         app = create_app(db=db, snapshot_dir=snapshot_dir, detector=detector, min_score=min_score, threads=threads,
                          max_upload_bytes=int(max_upload_mb * 2**20), max_pixels=max_pixels, api_key=api_key,
-                         max_pending=max_pending, hosts=[host, *(allowed_host or [])])
+                         max_pending=max_pending, hosts=[host, *(allowed_host or [])], service=supervisor)
     err_console.print(f"dashboard: http://{host}:{port}/   API docs: http://{host}:{port}/docs", highlight=False)
     from ..server.limits import UVICORN_LIMITS
 
-    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5, **UVICORN_LIMITS)
+    if supervisor is None:
+        uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5, **UVICORN_LIMITS)
+        return
+    supervisor.start()
+    from ..redact import redact
+
+    err_console.print(f"cameras: {', '.join(supervisor.slots)} -> {redact(str(db))}", highlight=False)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=3, **UVICORN_LIMITS)
+    finally:
+        supervisor.stop()  # SIGTERM to each camera: it ends its frame; its events are committed already
+        err_console.print("stopped: " + ", ".join(f"{c['name']} {c['state']}" for c in supervisor.cameras()),
+                          highlight=False)
 
 
 def _check_port_free(host: str, port: int) -> None:

@@ -60,6 +60,7 @@ def create_app(
     max_pending: int = 16,
     hosts: list[str] | None = None,
     detect_timeout_s: float = 30.0,
+    service: Any = None,
 ) -> FastAPI:
     """Build the application. The pipeline (``build_pipeline(detector, min_score, threads)`` unless
     one is given) and the event store (``db``: URL or SQLite path, default as for ``maskwatch
@@ -259,6 +260,10 @@ def create_app(
     def stats(hours: int = Query(24, ge=1, le=24 * 31, description="The current clock hour and the N - 1 before it.")) -> dict[str, Any]:
         return _stats(store, hours)
 
+    if service is not None:  # the venue service (serve --config): cameras, live view, pushed events
+        from .cameras import camera_router
+
+        app.include_router(camera_router(service, guarded, ApiError))
     return app
 
 
@@ -357,14 +362,19 @@ def _db(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
 
 def _event_json(ev: Any) -> dict[str, Any]:
-    out = ev.to_dict()
-    out["snapshot_url"] = f"/v1/events/{ev.id}/snapshot" if ev.snapshot else None
+    return event_dict_json(ev.to_dict())
+
+
+def event_dict_json(out: dict[str, Any]) -> dict[str, Any]:
+    """An event as ``/v1/events`` lists it, from ``Event.to_dict()``."""
+    out["snapshot_url"] = f"/v1/events/{out['id']}/snapshot" if out.get("snapshot") else None
     return out
 
 
 def _stats(store: Any, hours: int) -> dict[str, Any]:
     """Counts per type, per camera (its source when it has no name) and per clock hour, oldest first,
-    over the current hour and the ``hours - 1`` before it."""
+    over the current hour and the ``hours - 1`` before it; occupancy and entries per hour (entry lines)."""
+    from ..service.entries import entry_stats
     from ..store import EVENT_TYPES
 
     first_hour = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
@@ -385,6 +395,7 @@ def _stats(store: Any, hours: int) -> dict[str, Any]:
         "by_camera": dict(by_camera.most_common()),
         "by_hour": [{"hour": (first_hour + timedelta(hours=i)).isoformat(), "count": per_hour.get(i, 0)}
                     for i in range(hours)],
+        **entry_stats(found, first_hour, hours),
     }
 
 

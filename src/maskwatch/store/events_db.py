@@ -32,6 +32,8 @@ EVENT_TYPES = (
     "mask_restored",
     "source_lost",
     "source_restored",
+    "entered",
+    "left",
 )
 
 

@@ -1,0 +1,94 @@
+"""Camera routes of the venue service: health, enable/disable, live view, and the pushed event stream."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response, StreamingResponse
+
+BOUNDARY = "maskwatchframe"
+
+
+def camera_router(supervisor: Any, dependencies: list, api_error: Any) -> APIRouter:
+    """``supervisor``: a :class:`maskwatch.service.supervisor.Supervisor`; ``api_error(status, error, detail)``
+    builds the app's error (so answers keep the ``{"error", "detail"}`` shape)."""
+    from .app import event_dict_json
+
+    router = APIRouter(dependencies=dependencies)
+
+    def slot_of(name: str) -> Any:
+        if name not in supervisor.slots:
+            raise api_error(404, "no such camera", f"{name!r}: cameras are {', '.join(supervisor.slots)}")
+        return supervisor.slots[name]
+
+    @router.get("/v1/cameras")
+    def cameras() -> dict[str, Any]:
+        return {"cameras": supervisor.cameras()}
+
+    @router.post("/v1/cameras/{name}/enable")
+    def enable(name: str) -> dict[str, Any]:
+        slot_of(name)
+        return supervisor.enable(name)
+
+    @router.post("/v1/cameras/{name}/disable")
+    def disable(name: str) -> dict[str, Any]:
+        slot_of(name)
+        return supervisor.disable(name)
+
+    @router.get("/v1/cameras/{name}/frame.jpg", responses={200: {"content": {"image/jpeg": {}}}})
+    def frame_jpg(name: str) -> Response:
+        slot = slot_of(name)
+        if slot.process is None or slot.state not in ("starting", "running", "lost"):
+            raise api_error(503, "camera not running", f"{name} is {slot.state}: no live frame")
+        supervisor.want_live(name)
+        jpeg, _ = supervisor.wait_frame(name, time.time() - 1.0, timeout_s=5.0)
+        if jpeg is None:
+            raise api_error(503, "no frame yet", f"{name} has not sent a frame yet (state {slot.state}); try again shortly")
+        return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+    @router.get("/v1/cameras/{name}/live")
+    async def live(name: str, request: Request) -> StreamingResponse:
+        slot_of(name)
+        loop = asyncio.get_running_loop()
+
+        async def parts() -> Any:
+            last = 0.0
+            while not await request.is_disconnected():
+                supervisor.want_live(name)
+                jpeg, when = await loop.run_in_executor(None, supervisor.wait_frame, name, last, 1.0)
+                if jpeg is None or when <= last:
+                    continue
+                last = when
+                yield (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n").encode() \
+                    + jpeg + b"\r\n"
+
+        return StreamingResponse(parts(), media_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
+                                 headers={"Cache-Control": "no-store"})
+
+    @router.get("/v1/events/stream")
+    async def event_stream(request: Request) -> StreamingResponse:
+        """Server-sent events: ``event: maskwatch-event`` with an item of /v1/events as data."""
+        q = supervisor.subscribe()
+
+        async def lines() -> Any:
+            try:
+                yield ": connected\n\n"
+                while not await request.is_disconnected():
+                    try:
+                        ev = await asyncio.wait_for(q.get(), timeout=10.0)
+                    except asyncio.TimeoutError:
+                        yield ": keep-alive\n\n"
+                        continue
+                    out = event_dict_json(dict(ev))
+                    yield f"event: maskwatch-event\nid: {ev.get('id')}\ndata: {json.dumps(out)}\n\n"
+            finally:
+                supervisor.unsubscribe(q)
+
+        return StreamingResponse(lines(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+    return router

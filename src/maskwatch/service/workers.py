@@ -1,0 +1,144 @@
+"""One camera in its own process: source -> the watch engine -> the event store, with health and live frames
+sent to the API process over a queue.
+
+Messages on the queue (tuples): ``("health", name, pid, {...})``, ``("event", name, pid, event_dict)``,
+``("frame", name, pid, jpeg_bytes)``, ``("exit", name, pid, {"frames": n, "events": n})``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Iterator
+
+#: a live view frame at most this often per camera
+LIVE_INTERVAL_S = 0.1
+
+
+class _Paced:
+    """A file source read at its own frame rate, from the start again at the end when ``loop``."""
+
+    def __init__(self, open_file: Any, realtime: bool, loop: bool):
+        self.open_file, self.realtime, self.loop = open_file, realtime, loop
+        self.current = open_file()
+        self.live, self.name, self.fps = False, self.current.name, self.current.fps
+        self.frame_count, self.dropped, self.reconnects = self.current.frame_count, 0, 0
+
+    def __iter__(self) -> Iterator[Any]:
+        offset = 0.0
+        while True:
+            started = time.monotonic()
+            last_time = 0.0
+            for item in self.current:
+                vt = getattr(item, "video_time", None)
+                if vt is not None:
+                    last_time = vt
+                    if self.realtime:
+                        wait = started + vt - time.monotonic()
+                        if wait > 0:
+                            time.sleep(wait)
+                    item.video_time = vt + offset
+                yield item
+            if not self.loop:
+                return
+            offset += last_time + 1.0 / (self.fps or 25.0)
+            self.current.close()
+            self.current = self.open_file()
+
+    def close(self) -> None:
+        self.current.close()
+
+
+def camera_main(camera: dict, service: dict, queue: Any, live_until: Any) -> None:
+    """The body of a camera process (multiprocessing spawn). ``live_until``: a shared double, the
+    time.time() until which someone watches the live view (frames are encoded only then)."""
+    import signal
+
+    import cv2
+
+    from ..monitor import SnapshotWriter, StateConfig, Watcher, run_watch
+    from ..pipeline import build_pipeline
+    from ..store import EventStore
+    from ..video import open_source
+    from .config import CameraConfig, ServiceConfig
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the supervisor decides
+    cam = CameraConfig.model_validate(camera)
+    cfg = ServiceConfig.model_validate(service)
+    name, pid = cam.name, __import__("os").getpid()
+    cv2.setNumThreads(1)
+    models = cfg.models
+    pipeline = build_pipeline(models.detector, min_score=models.min_score, min_face=models.min_face,
+                              threads=models.threads, classifier_model=models.classifier,
+                              detector_model=models.detector_model, input_size=models.input_size)
+    store = EventStore(cfg.store)
+    snap = cfg.snapshots
+    snapper = None if snap.mode == "none" else SnapshotWriter(snap.dir, snap.mode, max_files=snap.keep or None,
+                                                              max_age_days=snap.days or None)
+    health = {"state": "starting", "fps": 0.0, "last_frame_time": None, "reconnects": 0, "faces_now": 0,
+              "frames": 0, "events": 0, "progress": time.time()}
+    lock = threading.Lock()
+    done = threading.Event()
+
+    def send_health() -> None:
+        while not done.wait(cfg.supervisor.health_every_s):
+            with lock:
+                queue.put(("health", name, pid, dict(health)))
+
+    def sink(ev: Any) -> None:
+        store.add(ev)
+        with lock:
+            health["events"] += 1
+            health["progress"] = time.time()
+            if ev.type == "source_lost":
+                health["state"] = "lost"
+            elif ev.type == "source_restored":
+                health["state"] = "running"
+        queue.put(("event", name, pid, ev.to_dict()))
+
+    zone = None
+    if cam.zone:
+        import numpy as np
+
+        zone = np.asarray(cam.zone, np.float32)
+    if cam.is_file:
+        video = _Paced(lambda: open_source(cam.source, stride=cam.stride), cam.realtime, cam.loop)
+    else:
+        video = open_source(cam.source, open_timeout_s=cam.open_timeout_s)
+    watcher = Watcher(pipeline.detector, pipeline.classifier, source=video.name, camera=name,
+                      detect_every=cam.detect_every,
+                      state_config=StateConfig(window=cfg.state.window, enter=cfg.state.enter, hold=cfg.state.hold),
+                      snapshots=snapper, sinks=[sink], min_face=max(models.min_face, 1.0), zone=zone)
+    window: list[float] = []
+    last_live = [0.0]
+
+    def on_frame(frame: Any, faces: Any, events: list) -> None:
+        now = time.time()
+        window.append(time.monotonic())
+        while window and window[0] < window[-1] - 2.0:
+            window.pop(0)
+        with lock:
+            health.update(state="running", last_frame_time=frame.wall_time, faces_now=int(len(faces)),
+                          frames=health["frames"] + 1, progress=now,
+                          reconnects=int(getattr(video, "reconnects", 0)),
+                          fps=round((len(window) - 1) / (window[-1] - window[0]), 2) if len(window) > 1 else 0.0)
+        if now < live_until.value and now - last_live[0] >= LIVE_INTERVAL_S:
+            from ..draw import annotate
+
+            image = annotate(frame.image, faces)
+            ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])
+            if ok:
+                queue.put(("frame", name, pid, jpeg.tobytes()))
+                last_live[0] = now
+
+    beat = threading.Thread(target=send_health, name="maskwatch-health", daemon=True)
+    beat.start()
+    try:
+        stats = run_watch(video, watcher, on_frame=on_frame)
+    finally:
+        done.set()
+        store.close()
+    with lock:
+        health.update(state="stopped")
+        queue.put(("health", name, pid, dict(health)))
+    queue.put(("exit", name, pid, {"frames": stats.frames, "events": stats.events, "interrupted": stats.interrupted}))
