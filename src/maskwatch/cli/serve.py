@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 from pathlib import Path
 from typing import Optional
 
@@ -77,6 +79,9 @@ def serve(
     err_console.print(f"dashboard: http://{host}:{port}/   API docs: http://{host}:{port}/docs", highlight=False)
     from ..server.limits import UVICORN_LIMITS
 
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again once it has restored the
+    # previous handler: a no-op handler here lets `serve` stop its cameras and exit 0 instead of dying.
+    signal.signal(signal.SIGTERM, lambda *_: None)
     if supervisor is None:
         uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5, **UVICORN_LIMITS)
         return
