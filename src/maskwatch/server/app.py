@@ -396,7 +396,8 @@ def _stats(store: Any, hours: int) -> dict[str, Any]:
         "by_hour": [{"hour": (first_hour + timedelta(hours=i)).isoformat(), "count": per_hour.get(i, 0)}
                     for i in range(hours)],
         # only entry-line crossings are read one by one (occupancy needs their order), at most 100 000
-        **entry_stats(_db(store.query, types=["entered", "left"], since=first_hour, limit=100_000), first_hour, hours),
+        **entry_stats(_db(store.query, types=["entered", "left"], since=first_hour, limit=100_000)
+                      if by_type.get("entered") or by_type.get("left") else [], first_hour, hours),
     }
 
 
