@@ -113,7 +113,7 @@ supervisor: {{backoff_s: 0.5, hang_s: 20}}
     base = f"http://127.0.0.1:{port}"
     pushed: list[dict] = []
     try:
-        wait_for("the API", lambda: _get(f"{base}/v1/health"), 40)
+        wait_for("the API", lambda: _get(f"{base}/v1/health"), 120)
 
         def listen() -> None:
             with httpx.stream("GET", f"{base}/v1/events/stream", timeout=None) as r:
@@ -127,7 +127,7 @@ supervisor: {{backoff_s: 0.5, hang_s: 20}}
             return {c["name"]: c for c in httpx.get(f"{base}/v1/cameras").json()["cameras"]}
 
         wait_for("three cameras running", lambda: all(c["state"] in ("running", "stopped") for c in cams().values())
-                 or [(c["name"], c["state"]) for c in cams().values()], 40)
+                 or [(c["name"], c["state"]) for c in cams().values()], 180)
         first = cams()
         assert set(first) == {"door", "hall", "street"}
         assert set(first["hall"]) >= {"name", "state", "enabled", "fps", "last_frame_time", "reconnects",
