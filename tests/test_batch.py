@@ -1,11 +1,19 @@
-"""maskwatch batch on a real local Ray cluster (started here, 2 CPUs, no dashboard) with the events in a
-real PostgreSQL: the same events as the watch engine, a killed worker's input redone, a re-run that
-writes nothing new, images as detect's JSON lines, failures listed by name."""
+"""maskwatch batch on a real local Ray cluster (started here, 2 CPUs, no dashboard; and one started with
+`ray start --head`) with the events in a real PostgreSQL: the same events as the watch engine, a killed
+worker's input redone, a re-run that writes nothing new, images as detect's JSON lines (a re-run retries
+only the images that failed), failures listed by name, one track id per person across segments."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -88,6 +96,10 @@ def test_batch_videos_match_watch_survive_a_killed_worker_and_resume(tmp_path, c
     assert len(EventStore(postgres_url).query()) == len(stored)
 
 
+def json_records(folder: Path) -> list[dict]:
+    return [r for f in sorted(folder.glob("*.jsonl")) for r in map(json.loads, f.read_text().splitlines())]
+
+
 def test_batch_cli_images_as_detect_and_failures_by_name(tmp_path, cluster, sprites, postgres_url):
     import cv2
 
@@ -95,7 +107,10 @@ def test_batch_cli_images_as_detect_and_failures_by_name(tmp_path, cluster, spri
     photos.mkdir()
     cv2.imwrite(str(photos / "a.jpg"), sprites[0].images["no_mask"])
     cv2.imwrite(str(photos / "b.jpg"), sprites[1].images["mask"])
-    (photos / "c.jpg").write_bytes(b"not an image")
+    good_c = cv2.imencode(".jpg", sprites[1].images["no_mask"])[1].tobytes()
+    unreadable = photos / "c.jpg"
+    unreadable.write_bytes(b"\0" * len(good_c))  # as a read error would leave it: same size, no image
+    stamp = unreadable.stat().st_mtime_ns
     broken = tmp_path / "broken.mp4"
     broken.write_text("not a video")
     manifest = tmp_path / "inputs.txt"
@@ -104,15 +119,31 @@ def test_batch_cli_images_as_detect_and_failures_by_name(tmp_path, cluster, spri
     run = CliRunner().invoke(app, ["batch", "--manifest", str(manifest), "--db", postgres_url, "--json-dir", str(out)])
     assert run.exit_code == 1, run.output
     assert "failed: " in run.stderr and str(broken) in run.stderr and "c.jpg" in run.stderr
-    (jsonl,) = out.glob("*.jsonl")
-    got = {r["image"]: r["faces"] for r in map(json.loads, jsonl.read_text().splitlines())}
+    got = {r["image"]: r["faces"] for r in json_records(out)}
     ref = CliRunner().invoke(app, ["detect", str(photos), "--no-draw", "--json", str(tmp_path / "d.jsonl"), "-q"])
     assert ref.exit_code == 1  # c.jpg fails there too
     want = {r["image"]: r["faces"] for r in map(json.loads, (tmp_path / "d.jsonl").read_text().splitlines())}
     assert got == want and len(got) == 2
+
+    # a re-run retries c.jpg only (still unreadable: failed again), a.jpg and b.jpg are not redone
     again = CliRunner().invoke(app, ["batch", str(photos), "--db", postgres_url, "--json-dir", str(out)])
-    # the folder's item was finished (c.jpg reported then): skipped, nothing rewritten
-    assert again.exit_code == 0 and "0 inputs done, 1 skipped" in again.stderr, again.stderr
+    assert again.exit_code == 1 and "c.jpg" in again.stderr and "a.jpg" not in again.stderr, again.stderr
+    assert "1 inputs done" in again.stderr and ", 0 images," in again.stderr, again.stderr
+    assert sorted(r["image"] for r in json_records(out)) == sorted(want)
+
+    # the read error is gone (same size and mtime: the same unit): c.jpg is done, the others not touched
+    unreadable.write_bytes(good_c)
+    os.utime(unreadable, ns=(stamp, stamp))
+    fixed = CliRunner().invoke(app, ["batch", str(photos), "--db", postgres_url, "--json-dir", str(out)])
+    assert fixed.exit_code == 0 and ", 1 images," in fixed.stderr, fixed.stderr
+    ref = CliRunner().invoke(app, ["detect", str(photos), "--no-draw", "--json", str(tmp_path / "d2.jsonl"), "-q"])
+    want = {r["image"]: r["faces"] for r in map(json.loads, (tmp_path / "d2.jsonl").read_text().splitlines())}
+    records = json_records(out)
+    assert len(records) == 3 and {r["image"]: r["faces"] for r in records} == want  # each image once
+
+    last = CliRunner().invoke(app, ["batch", str(photos), "--db", postgres_url, "--json-dir", str(out)])
+    assert last.exit_code == 0 and "0 inputs done, 1 skipped" in last.stderr, last.stderr
+    assert len(json_records(out)) == 3
 
 
 def test_segments_with_overlap_raise_each_event_once(tmp_path, sprites):
@@ -135,3 +166,44 @@ def test_segments_with_overlap_raise_each_event_once(tmp_path, sprites):
     assert entered.type == "entered_unmasked" and entered.frame < 50
     whole = sorted((t, f) for _, t, _, f in watch_events(swap, model))
     assert sorted((e.type, e.frame) for e in got[str(swap)]) == whole
+
+
+def by_track(events) -> set[tuple]:
+    """The events grouped by track id (the ids themselves differ between runs): {((type, frame), ...)}."""
+    groups: dict = defaultdict(list)
+    for source, kind, track, frame in events:
+        groups[(source, track)].append((kind, frame))
+    return {(source, *sorted(g)) for (source, _), g in groups.items()}
+
+
+def test_segments_keep_one_track_id_per_person(tmp_path, cluster, sprites):
+    """Through the driver (Ray, a store): someone across two boundaries keeps one track id; the swap scene's
+    events grouped by track are the whole file's; someone the next segment's tracker first confirms after
+    the boundary (hidden for most of its warm-up) is not reported a second time."""
+    from maskwatch.batch import BatchWorker, Settings, expand_inputs, run_batch
+
+    model = write_colour_key_onnx(tmp_path / "ck.onnx")
+    settings = Settings(classifier_model=str(model), input_size=320, detect_every=3, threads=1)
+    walker = Scene([Actor(sprites[1], path=lambda f: (250, 150),
+                          state=lambda f: "mask" if 20 <= f < 105 else "no_mask")], frames=150, seed=4)
+    walker = walker.write(tmp_path / "walker.avi")
+    swap = swap_scene(sprites).write(tmp_path / "swap.avi")
+    hidden = Scene([Actor(sprites[1], path=lambda f: (250, 150), state=lambda f: "no_mask",
+                          visible=lambda f: not 20 <= f < 47)], frames=100, seed=4).write(tmp_path / "hidden.avi")
+    items = expand_inputs([str(walker), str(swap)], segment_s=2.0, overlap_s=1.5)[0]
+    late = expand_inputs([str(hidden)], segment_s=2.0, overlap_s=1.0)[0]
+    # the case: segment 1 sees the person only at frame 48 of its warm-up and decides after frame 50
+    raw = BatchWorker(settings).run(late[1])["events"]
+    assert [(e.type, e.frame > 50) for e in raw] == [("entered_unmasked", True)]
+
+    db = f"sqlite:///{tmp_path / 'events.db'}"
+    result = run_batch(items + late, settings, db=db, workers=2)
+    assert result.failed == [] and len(result.done) == 8
+    stored = [(e.source, e.type, e.track_id, e.frame) for e in EventStore(db).query()]
+    for video in (walker, swap, hidden):
+        mine = [e for e in stored if e[0] == str(video)]
+        assert by_track(mine) == by_track(watch_events(video, model)), (video.name, mine)
+    walked = [e for e in stored if e[0] == str(walker)]
+    assert len(walked) == 3 and len({e[2] for e in walked}) == 1  # entered at ~6, restored at ~30, removed at ~110
+    assert walked[0][3] < 50 and walked[-1][3] >= 100  # raised in segments 0 and 2: one id over both boundaries
+    assert [e[1] for e in stored if e[0] == str(hidden)] == ["entered_unmasked"]
