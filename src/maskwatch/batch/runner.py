@@ -38,7 +38,7 @@ def item_name(item: Item) -> str:
     if item.kind == "video":
         return item.path
     if item.retry:
-        return f"{item.path} ({len(item.images)} images that failed before, of {item.first + 1}-...)"
+        return f"{item.path} ({len(item.images)} images that failed before, unit {item.part + 1})"
     return f"{item.path} (images {item.first + 1}-{item.first + item.weight})"
 
 
@@ -53,15 +53,15 @@ def run_batch(items: list[Item], settings: Settings, db: str | None = None, json
     result = BatchResult()
     store = JobStore(db)
     try:
-        finished = store.done_keys()
+        finished, failed_images = store.done_keys(), store.failed_images()
         todo, skipped = [], 0
         for item in items:
             if item.key not in finished:
                 todo.append(item)
                 continue
-            again = store.failed_images(item.key) if item.kind == "images" else []
+            again = failed_images.get(item.key, []) if item.kind == "images" else []
             if again:  # a finished unit some of whose images failed: those images only
-                todo.append(replace(item, images=again, retry=True))
+                todo.append(replace(item, images=again, weight=len(again), retry=True))
                 skipped += item.weight - len(again)
             else:
                 result.skipped.append(item_name(item))

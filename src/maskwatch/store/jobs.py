@@ -75,10 +75,14 @@ class JobStore(EventStore):
             return False
         return True
 
-    def failed_images(self, key: str) -> list[str]:
-        """The images of finished unit ``key`` that failed (and were not redone since), in name order."""
+    def failed_images(self) -> dict[str, list[str]]:
+        """unit key -> the images of that finished unit that failed (and were not redone since), by name."""
+        found: dict[str, list[str]] = {}
         with Session(self.engine) as session:
-            return sorted(session.scalars(select(FailedImageRow.image).where(FailedImageRow.key == key)))
+            for key, image in session.execute(select(FailedImageRow.key, FailedImageRow.image)
+                                              .order_by(FailedImageRow.key, FailedImageRow.image)):
+                found.setdefault(key, []).append(image)
+        return found
 
     def retry_images(self, key: str, images: list[str], still_failed: list[str]) -> bool:
         """Record a retry of unit ``key``'s failed ``images``: those in ``still_failed`` stay to retry.
