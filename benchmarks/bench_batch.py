@@ -92,17 +92,24 @@ def main() -> None:
         photos.mkdir()
         for p in sorted(faces.glob("*.jpg"))[:args.images]:
             shutil.copy(p, photos)
-        hours, wall = plain_watch(videos)
+        load_before = os.getloadavg()
+        video_s, wall = plain_watch(videos)
         n, wall_d = plain_detect(photos)
-        print(f"plain watch : {hours:.0f} s of video in {wall:.1f} s = {hours / wall:.2f} h of video per hour (1 core)")
-        print(f"plain detect: {n} images in {wall_d:.1f} s = {n / wall_d:.2f} images/s (1 core)")
+        rows = [("plain engine (watch / detect), 1 core", "-", video_s / wall, None, n / wall_d, None, [])]
         for workers in (1, 2):
             r_v, start_v, wall_v = batch([str(v) for v in videos], workers, f"sqlite:///{work}/v{workers}.db")
             r_i, start_i, wall_i = batch([str(photos)], workers, f"sqlite:///{work}/i{workers}.db")
-            print(f"batch {workers} worker(s): videos {r_v.video_s:.0f} s in {wall_v:.1f} s (Ray start {start_v:.1f} s) = "
-                  f"{r_v.video_s / wall_v:.2f} h/h, {r_v.video_s / max(wall_v - start_v, 1e-9):.2f} h/h after start; "
-                  f"images {r_i.images} in {wall_i:.1f} s = {r_i.images / wall_i:.2f}/s "
-                  f"({r_i.images / max(wall_i - start_i, 1e-9):.2f}/s after start); failed {r_v.failed + r_i.failed}")
+            rows.append((f"batch, {workers} worker{'s' if workers > 1 else ''}", f"{start_v:.1f} / {start_i:.1f}",
+                         r_v.video_s / wall_v, r_v.video_s / max(wall_v - start_v, 1e-9),
+                         r_i.images / wall_i, r_i.images / max(wall_i - start_i, 1e-9), r_v.failed + r_i.failed))
+        print(f"{len(videos)} videos x {video_s / len(videos):.0f} s, {n} images; load average "
+              f"{' '.join(f'{x:.2f}' for x in load_before)} before, {' '.join(f'{x:.2f}' for x in os.getloadavg())} after "
+              f"({os.cpu_count()} CPUs)")
+        print("| run | Ray start s (videos / images) | h of video / h | h/h after start | images/s | images/s after start | failed |")
+        print("|---|---|---|---|---|---|---|")
+        for name, start, vh, vh_after, ips, ips_after, failed in rows:
+            print(f"| {name} | {start} | {vh:.2f} | {'-' if vh_after is None else f'{vh_after:.2f}'} | {ips:.2f} | "
+                  f"{'-' if ips_after is None else f'{ips_after:.2f}'} | {len(failed)} |")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import InputError, MaskWatchError
 from ..images import IMAGE_SUFFIXES
+from ..monitor.state import StateConfig
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".ts", ".wmv"})
 #: images per item: the unit of retry and of resume for photo archives
@@ -23,6 +24,10 @@ IMAGES_PER_ITEM = 256
 #: test hook: "SUBSTRING:MARKER_DIR" makes a worker exit hard the first time it starts an item whose path
 #: holds SUBSTRING (a marker file in MARKER_DIR remembers the first attempt), as a killed worker would
 CRASH_ENV = "MASKWATCH_BATCH_CRASH"
+#: frames past a segment's end (and past the next one's start) whose boxes link the track ids of the two:
+#: ByteTrack confirms a new track on its second detection, so one seen first just before a boundary has
+#: its id only after it
+LINK_AHEAD_FRAMES = 25
 
 
 @dataclass
@@ -37,9 +42,7 @@ class Settings:
     threads: int | None = 1
     detect_every: int = 3
     stride: int = 1
-    window: int = 6
-    hold: int = 2
-    enter: float = 0.6
+    state: StateConfig = field(default_factory=StateConfig)  # watch's window / hold / enter
 
 
 @dataclass
@@ -53,6 +56,10 @@ class Item:
     first: int = 0  # index of the first image in its folder
     span: tuple[int, int] | None = None  # video segment: frames [start, end) it owns (None: the whole file)
     warmup: int = 0  # frames before ``span[0]`` processed only to settle tracks and states
+    tail: int = 0  # frames before ``span[1]`` the next segment warms up over (their boxes link the track ids)
+    ahead: int = 0  # frames after ``span[1]`` processed only to link track ids (a new track is confirmed late)
+    prev_key: str | None = None  # the segment before this one (its tail links this one's track ids)
+    retry: bool = False  # images: only the images of a finished unit that failed (see JobStore.failed_images)
 
 
 def file_key(*paths: str) -> str:
@@ -120,18 +127,32 @@ def _video_items(path: str, segment_s: float | None, overlap_s: float) -> list[I
     if not length or frames <= length:
         return [Item("video", path, key, frames)]
     warm = int(round(overlap_s * fps))
-    return [Item("video", path, hashlib.sha256(f"{key}:{start}:{length}".encode()).hexdigest()[:40],
-                 min(length, frames - start), part=k, span=(start, min(start + length, frames)), warmup=min(warm, start))
-            for k, start in enumerate(range(0, frames, length))]
+    items: list[Item] = []
+    for k, start in enumerate(range(0, frames, length)):
+        end = min(start + length, frames)
+        items.append(Item("video", path, hashlib.sha256(f"{key}:{start}:{length}".encode()).hexdigest()[:40],
+                          end - start, part=k, span=(start, end), warmup=min(warm, start),
+                          tail=min(warm, end) if end < frames else 0, ahead=min(LINK_AHEAD_FRAMES, frames - end),
+                          prev_key=items[-1].key if items else None))
+    return items
 
 
 class BatchWorker:
     """Processes items with models loaded once (one pipeline for videos, one for images)."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, progress: Any = None):
         self.settings = settings
+        self.progress = progress  # a Ray actor with ``report(key, units)``, or None
         self._video = self._images = None
         self.pid = os.getpid()
+        self._reported = 0.0
+
+    def _report(self, item: Item, units: int, force: bool = False) -> None:
+        """Tell the driver how far ``item`` is (frames of its span, or images), about once a second."""
+        now = time.monotonic()
+        if self.progress is not None and (force or now - self._reported >= 1.0):
+            self._reported = now
+            self.progress.report.remote(item.key, units)
 
     def run(self, item: Item) -> dict[str, Any]:
         _maybe_crash(item)
@@ -141,7 +162,7 @@ class BatchWorker:
         return result
 
     def _run_video(self, item: Item) -> dict[str, Any]:
-        from ..monitor import StateConfig, Watcher, run_watch
+        from ..monitor import Watcher, run_watch
         from ..pipeline import build_pipeline
         from ..video import VideoFileSource
 
@@ -152,23 +173,42 @@ class BatchWorker:
                                          input_size=s.input_size or 640)
         events: list = []
         watcher = Watcher(self._video.detector, self._video.classifier, source=item.path, camera=item.path,
-                          detect_every=s.detect_every, state_config=StateConfig(window=s.window, enter=s.enter, hold=s.hold),
+                          detect_every=s.detect_every, state_config=s.state,
                           sinks=[events.append], min_face=max(s.min_face, 1.0))
-        if item.span is None:
-            source = VideoFileSource(item.path, stride=s.stride)
-            stats = run_watch(source, watcher)
-            return {"events": events, "frames": stats.frames, "video_s": stats.frames * s.stride / source.fps}
-        start, end = item.span
+        start, end = item.span or (0, item.weight)
         first = start - item.warmup
         first -= first % (s.stride * s.detect_every)  # the detector on the same frames as a whole-file run
-        source = SegmentSource(item.path, first, end, stride=s.stride)
-        stats = run_watch(source, watcher)
-        # a segment owns the events raised on its own frames; those of the warm-up belong to the one before
+        head: dict[str, list] = {}
+        tail: dict[str, list] = {}
+        tail_from = end - item.tail - s.stride * s.detect_every
+        head_to = start + LINK_AHEAD_FRAMES if item.warmup else start
+
+        def on_frame(frame, faces, _events) -> None:
+            self._report(item, max(0, frame.index + 1 - start))
+            if item.span is None or (watcher.frames - 1) % watcher.detect_every:
+                return  # boxes are compared on detector frames only: the same in both segments
+            rows = [[int(t), *(round(float(v), 1) for v in box),
+                     watcher.tracks[int(t)].state if int(t) in watcher.tracks and frame.index < end else None]
+                    for t, box in zip(faces.track_ids, faces.boxes) if t >= 0]
+            if frame.index < head_to:
+                head[str(frame.index)] = rows
+            if item.tail and frame.index >= tail_from:
+                tail[str(frame.index)] = rows
+
+        if item.span is None:
+            source = VideoFileSource(item.path, stride=s.stride)
+            stats = run_watch(source, watcher, on_frame=on_frame)
+            self._report(item, item.weight, force=True)
+            return {"events": events, "frames": stats.frames, "video_s": stats.frames * s.stride / source.fps}
+        source = SegmentSource(item.path, first, end + item.ahead, stride=s.stride)
+        stats = run_watch(source, watcher, on_frame=on_frame)
+        self._report(item, item.weight, force=True)
+        # a segment owns the events raised on its own frames; those of the warm-up belong to the one before,
+        # those after its end (processed only to link ids) to the one after.
+        # Track ids are the segment's own here: the driver links them to the segment before (segments.py).
         owned = [e for e in events if e.frame is None or start <= e.frame < end]
-        for e in owned:
-            if e.track_id is not None:
-                e.track_id += item.part * 1_000_000  # track ids are per segment
-        return {"events": owned, "frames": stats.frames, "video_s": (end - start) / source.fps}
+        return {"events": owned, "frames": stats.frames, "video_s": (end - start) / source.fps,
+                "head": head, "tail": tail}
 
     def _run_images(self, item: Item) -> dict[str, Any]:
         from ..images import read_image
@@ -181,17 +221,19 @@ class BatchWorker:
             self._images = build_pipeline(name, min_score=s.min_score, min_face=0,  # detect's default
                                           threads=s.threads, classifier_model=s.classifier_model, **options)
         records, failed = [], []
-        for path in item.images:
+        for n, path in enumerate(item.images):
+            self._report(item, n)
             t0 = time.perf_counter()
             try:
                 image = read_image(path)
                 faces = self._images(image)
             except MaskWatchError as exc:
-                failed.append(str(exc))
+                failed.append([path, str(exc)])
                 continue
             ms = (time.perf_counter() - t0) * 1000
             records.append({"image": path, "width": int(image.shape[1]), "height": int(image.shape[0]),
                             "ms": round(ms, 2), "faces": faces.to_records()})
+        self._report(item, len(item.images), force=True)
         return {"records": records, "failed": failed}
 
 

@@ -40,31 +40,38 @@ def batch_command(
     threads: int = typer.Option(1, "--threads", min=1, help="ONNX Runtime threads per worker."),
     detect_every: int = typer.Option(3, "--detect-every", min=1, help="Videos: detector on every Nth frame."),
     stride: int = typer.Option(1, "--stride", min=1, help="Videos: process every Nth frame."),
-    window: int = typer.Option(6, "--window", min=1, help="Videos: observations a track's state is decided over."),
-    hold: int = typer.Option(2, "--hold", min=1, help="Videos: observations a new state must lead."),
-    enter: float = typer.Option(0.6, "--enter", min=0.34, max=1.0, help="Videos: mean probability a new state needs."),
+    window: Optional[int] = typer.Option(None, "--window", min=1, help="Videos: observations a track's state is "
+                                         "decided over (default: watch's)."),
+    hold: Optional[int] = typer.Option(None, "--hold", min=1, help="Videos: observations a new state must lead "
+                                       "(default: watch's)."),
+    enter: Optional[float] = typer.Option(None, "--enter", min=0.34, max=1.0, help="Videos: mean probability a new "
+                                          "state needs (default: watch's)."),
 ) -> None:
     """Process many recorded videos and image folders on a Ray cluster. Videos go through the same engine
     as watch (events tagged with the file and video_time); images give detect's JSON lines. A re-run skips
     finished inputs. Exit status 1 when any input failed (listed by name)."""
     need_extra("ray", "ray")
     from ..batch import Settings, expand_inputs, read_manifest, run_batch
+    from ..monitor.state import StateConfig
 
     with user_errors():
         given = list(inputs or []) + (read_manifest(manifest) if manifest else [])
         if not given:
             raise fail("give video files, image folders or --manifest")
         items, problems = expand_inputs(given, images_per_item, segment_s, overlap_s)
+        given_state = {"window": window, "hold": hold, "enter": enter}
+        state = StateConfig(**{k: v for k, v in given_state.items() if v is not None})
         settings = Settings(detector=detector, classifier_model=str(classifier_model) if classifier_model else None,
                             min_score=min_score, min_face=min_face, input_size=input_size, threads=threads,
-                            detect_every=detect_every, stride=stride, window=window, hold=hold, enter=enter)
+                            detect_every=detect_every, stride=stride, state=state)
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        with Progress(TextColumn("[bold]batch"), BarColumn(), MofNCompleteColumn(), TextColumn("frames+images"),
-                      TimeRemainingColumn(), console=err_console, transient=True) as progress:
+        with Progress(TextColumn("[bold]batch"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("video frames + images"), TimeRemainingColumn(), console=err_console,
+                      transient=True) as progress:
             task = progress.add_task("batch", total=sum(i.weight for i in items))
             result = run_batch(items, settings, db=db, json_dir=json_dir, workers=workers, address=ray_address,
-                               retries=retries, on_done=lambda item: progress.advance(task, item.weight))
+                               retries=retries, on_progress=lambda units: progress.update(task, completed=units))
     failed = problems + result.failed
     hours = result.video_s / 3600
     err_console.print(f"batch: {len(result.done)} inputs done, {len(result.skipped)} skipped (done before), "
