@@ -1,0 +1,160 @@
+"""The venue service with alerts, on SQLite and on a real PostgreSQL: `maskwatch serve --config` with a
+door camera (a video file) and a looping one, a webhook channel to an HMAC-checking receiver started here.
+The alert arrives signed with a snapshot_url the service serves, /v1/alerts lists it, a second event of
+the same person within the cooldown sends nothing, SIGTERM leaves every event in the store, and a restart
+sends nothing twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from maskwatch.store import EventStore
+from scenes import Actor, Scene, swap_scene, write_colour_key_onnx
+from test_alerts import SECRET, _Receiver
+from test_service import REPO, _get, free_port, wait_for
+from test_watch import detector, sprites  # noqa: F401  (module fixtures)
+
+RULE_TYPES = ("entered_unmasked", "mask_removed")
+
+
+def _config(tmp_path: Path, store: str, port: int, hook_port: int, door_enabled: bool = True) -> Path:
+    path = tmp_path / "venue.yaml"
+    path.write_text(f"""
+cameras:
+  - {{name: door, source: door.avi, detect_every: 3, enabled: {str(door_enabled).lower()}}}
+  - {{name: hall, source: hall.avi, detect_every: 3, loop: true, realtime: true}}
+models: {{detector: centerface, input_size: 320, classifier: ck.onnx, threads: 1}}
+store: "{store}"
+snapshots: {{dir: snaps, mode: blurred}}
+server: {{host: 127.0.0.1, port: {port}}}
+supervisor: {{backoff_s: 0.5}}
+alerts:
+  rules:
+    event_types: [{", ".join(RULE_TYPES)}]
+    cooldown_person_s: 300
+  channels:
+    webhook: {{url: "http://127.0.0.1:{hook_port}/hook", secret: {SECRET}}}
+  retry: {{backoff_s: 0.2, max_backoff_s: 1}}
+  close_timeout_s: 3
+""")
+    return path
+
+
+class _Service:
+    def __init__(self, tmp_path: Path, config: Path, port: int, log_name: str):
+        env = dict(os.environ, PYTHONPATH=str(REPO / "src"), OMP_NUM_THREADS="1")
+        self.log_path = tmp_path / log_name
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen([sys.executable, "-m", "maskwatch", "serve", "--config", str(config),
+                                      "--log-level", "warning"], cwd=tmp_path, env=env, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        self.base = f"http://127.0.0.1:{port}"
+        wait_for("the API", lambda: _get(f"{self.base}/v1/health") or self.proc.poll() is not None, 60)
+        assert self.proc.poll() is None, self.log_path.read_text()[-3000:]
+
+    def stop(self) -> tuple[int, float, str]:
+        started = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        took = time.monotonic() - started
+        self.log.close()
+        text = self.log_path.read_text()
+        print(text[-4000:])
+        return self.proc.returncode, took, text
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_venue_alerts_signed_once_per_person_and_every_event_stored(tmp_path, sprites, backend, request):  # noqa: F811
+    store = str(tmp_path / "events.db") if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    swap_scene(sprites).write(tmp_path / "door.avi")  # 150 frames: 4 mask events, one person with two to alert on
+    Scene([Actor(sprites[1], path=lambda f: (100 + f, 150), state=lambda f: "mask")],
+          frames=60, seed=3).write(tmp_path / "hall.avi")
+    write_colour_key_onnx(tmp_path / "ck.onnx")
+    receiver = _Receiver().start()
+    port = free_port()
+    config = _config(tmp_path, store, port, receiver.port)
+    service = _Service(tmp_path, config, port, "serve.log")
+    base = service.base
+    pushed: list[dict] = []
+    try:
+        def listen() -> None:
+            try:
+                with httpx.stream("GET", f"{base}/v1/events/stream", timeout=None) as r:
+                    for line in r.iter_lines():
+                        if line.startswith("data: "):
+                            pushed.append(json.loads(line[6:]))
+            except httpx.HTTPError:  # the service stops
+                pass
+
+        threading.Thread(target=listen, daemon=True).start()
+
+        def door_state():
+            return {c["name"]: c for c in httpx.get(f"{base}/v1/cameras").json()["cameras"]}["door"]["state"]
+
+        wait_for("door finished", lambda: door_state() == "stopped", 90)
+        stored = EventStore(store).query(camera="door")
+        alertable = [e for e in stored if e.type in RULE_TYPES]
+        first_per_track: dict[int, int] = {}
+        for ev in alertable:
+            first_per_track.setdefault(ev.track_id, ev.id)
+        assert len(alertable) > len(first_per_track), \
+            f"the scene must give one person two events to alert on: {[(e.type, e.track_id) for e in alertable]}"
+        wait_for("the webhooks", lambda: len(receiver.got) >= len(first_per_track), 20)
+        time.sleep(1.5)  # nothing more may come: the rest is within the person cooldown
+        got = {body["id"]: body for body in receiver.got}
+        assert receiver.bad == 0, "every body carries a valid HMAC-SHA256 signature"
+        assert sorted(got) == sorted(first_per_track.values()), (sorted(got), first_per_track)
+        assert len(receiver.got) == len(got), "no alert delivered twice"
+        for body in got.values():
+            assert body["camera"] == "door" and body["type"] in RULE_TYPES and "snapshot" not in body
+            assert body["snapshot_url"] == f"{base}/v1/events/{body['id']}/snapshot"
+            snap = httpx.get(body["snapshot_url"])
+            assert snap.status_code == 200 and snap.content[:2] == b"\xff\xd8", "the service serves the snapshot"
+
+        listed = httpx.get(f"{base}/v1/alerts", params={"camera": "door"}).json()
+        assert listed["count"] == len(got) and listed["counts"]["open"] == len(got)
+        assert {a["event_id"] for a in listed["alerts"]} == set(got)
+        assert all(a["deliveries"]["webhook"]["state"] == "delivered" for a in listed["alerts"])
+        channels = httpx.get(f"{base}/v1/alerts/channels").json()
+        assert channels["channels"]["webhook"]["delivered"] == len(got)
+        assert channels["live"]["channels"]["webhook"]["delivered"] == len(got)
+        assert channels["live"]["suppressed"].get("person cooldown", 0) == len(alertable) - len(first_per_track)
+        wait_for("events pushed", lambda: len(pushed) >= len(stored), 10)
+    finally:
+        rc, took, log = service.stop()
+    assert rc == 0, log[-3000:]
+    assert took < 15, f"SIGTERM took {took:.1f} s"
+    everything = EventStore(store).query()
+    ids = {e.id for e in everything}
+    assert {p["id"] for p in pushed} <= ids, "every event pushed over SSE is in the store after SIGTERM"
+    assert sorted(e.type for e in everything if e.camera == "door") == \
+        ["entered_unmasked", "mask_removed", "mask_removed", "mask_restored"]
+    if backend == "postgres":
+        assert EventStore(store).engine.dialect.name == "postgresql"
+        receiver.stop()
+        return
+
+    # a restart sends nothing twice: the feed starts after the highest id already stored
+    config = _config(tmp_path, store, port, receiver.port, door_enabled=False)
+    service = _Service(tmp_path, config, port, "serve2.log")
+    try:
+        time.sleep(3)
+        assert len(receiver.got) == len(got), "events stored before the restart are not alerted again"
+    finally:
+        rc, _, log = service.stop()
+        receiver.stop()
+    assert rc == 0, log[-3000:]
