@@ -7,10 +7,6 @@ sends nothing twice."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -21,7 +17,7 @@ import pytest
 from maskwatch.store import EventStore
 from scenes import Actor, Scene, swap_scene, write_colour_key_onnx
 from test_alerts import SECRET, _Receiver
-from test_service import REPO, _get, free_port, wait_for
+from test_service import ServiceProcess as _Service, free_port, wait_for
 from test_watch import detector, sprites  # noqa: F401  (module fixtures)
 
 RULE_TYPES = ("entered_unmasked", "mask_removed")
@@ -48,33 +44,6 @@ alerts:
   close_timeout_s: 3
 """)
     return path
-
-
-class _Service:
-    def __init__(self, tmp_path: Path, config: Path, port: int, log_name: str):
-        env = dict(os.environ, PYTHONPATH=str(REPO / "src"), OMP_NUM_THREADS="1")
-        self.log_path = tmp_path / log_name
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen([sys.executable, "-m", "maskwatch", "serve", "--config", str(config),
-                                      "--log-level", "warning"], cwd=tmp_path, env=env, stdout=self.log,
-                                     stderr=subprocess.STDOUT)
-        self.base = f"http://127.0.0.1:{port}"
-        wait_for("the API", lambda: _get(f"{self.base}/v1/health") or self.proc.poll() is not None, 60)
-        assert self.proc.poll() is None, self.log_path.read_text()[-3000:]
-
-    def stop(self) -> tuple[int, float, str]:
-        started = time.monotonic()
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        took = time.monotonic() - started
-        self.log.close()
-        text = self.log_path.read_text()
-        print(text[-4000:])
-        return self.proc.returncode, took, text
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
