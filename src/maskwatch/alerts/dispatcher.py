@@ -189,9 +189,10 @@ class AlertDispatcher:
         return {"raised": self.raised, "suppressed": dict(self.suppressed),
                 "channels": {name: w.state() for name, w in self.workers.items()}}
 
-    def close(self, timeout_s: float = 5.0) -> None:
-        """Deliver what is queued within ``timeout_s`` (retry waits are then cut short), then stop."""
-        deadline = time.monotonic() + timeout_s
+    def close(self, timeout_s: float | None = None) -> None:
+        """Deliver what is queued within ``timeout_s`` (default: the config's ``close_timeout_s``; retry
+        waits are then cut short), then stop."""
+        deadline = time.monotonic() + (self.config.close_timeout_s if timeout_s is None else timeout_s)
         while self._intake.unfinished_tasks and time.monotonic() < deadline:
             time.sleep(0.01)
         self._intake.put(None)

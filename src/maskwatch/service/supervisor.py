@@ -41,6 +41,7 @@ class CameraSlot:
                 "last_frame_time": None if last is None else datetime.fromtimestamp(last, timezone.utc).isoformat(),
                 "reconnects": int(h.get("reconnects", 0)), "restarts": self.restarts,
                 "faces_now": int(h.get("faces_now", 0)) if self.state == "running" else 0,
+                "frames": int(h.get("frames", 0)),
                 "pid": None if self.process is None else self.process.pid}
 
 
