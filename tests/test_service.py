@@ -116,10 +116,13 @@ supervisor: {{backoff_s: 0.5, hang_s: 20}}
         wait_for("the API", lambda: _get(f"{base}/v1/health"), 40)
 
         def listen() -> None:
-            with httpx.stream("GET", f"{base}/v1/events/stream", timeout=None) as r:
-                for line in r.iter_lines():
-                    if line.startswith("data: "):
-                        pushed.append(json.loads(line[6:]))
+            try:
+                with httpx.stream("GET", f"{base}/v1/events/stream", timeout=None) as r:
+                    for line in r.iter_lines():
+                        if line.startswith("data: "):
+                            pushed.append(json.loads(line[6:]))
+            except httpx.HTTPError:  # the service stops
+                pass
 
         threading.Thread(target=listen, daemon=True).start()
 

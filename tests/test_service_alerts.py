@@ -127,3 +127,23 @@ def test_venue_alerts_signed_once_per_person_and_every_event_stored(tmp_path, sp
         rc, _, log = service.stop()
         receiver.stop()
     assert rc == 0, log[-3000:]
+
+
+def test_cooldown_tells_a_restarted_workers_people_apart():
+    """The venue's one dispatcher outlives camera workers; a restarted worker numbers its tracks from 0
+    again, so track 0 of the new worker is someone else (its events carry the worker's pid)."""
+    from datetime import datetime, timezone
+
+    from maskwatch.alerts import AlertsConfig
+    from maskwatch.alerts.rules import RuleEngine
+    from maskwatch.store import Event
+
+    def ev(pid):
+        return Event("mask_removed", datetime.now(timezone.utc), "door", camera="door", track_id=0,
+                     extra={"worker_pid": pid})
+
+    rules = RuleEngine(AlertsConfig.model_validate({"rules": {"cooldown_person_s": 300}}).rules)
+    assert rules.check(ev(100)) is None
+    assert rules.check(ev(100)) == "person cooldown"  # the same person, the same worker
+    assert rules.check(ev(200)) is None  # track 0 of the worker started after a crash
+

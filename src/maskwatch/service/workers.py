@@ -95,6 +95,8 @@ def camera_main(camera: dict, service: dict, queue: Any, live_until: Any) -> Non
                 queue.put(("health", name, pid, dict(health)))
 
     def sink(ev: Any) -> None:
+        # track ids start again in a restarted worker: the venue's dispatcher tells people apart by worker too
+        ev.extra = {**ev.extra, "worker_pid": pid}
         store.add(ev)
         with lock:
             health["events"] += 1
