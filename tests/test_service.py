@@ -115,16 +115,7 @@ supervisor: {{backoff_s: 0.5, hang_s: 20}}
     try:
         wait_for("the API", lambda: _get(f"{base}/v1/health"), 40)
 
-        def listen() -> None:
-            try:
-                with httpx.stream("GET", f"{base}/v1/events/stream", timeout=None) as r:
-                    for line in r.iter_lines():
-                        if line.startswith("data: "):
-                            pushed.append(json.loads(line[6:]))
-            except httpx.HTTPError:  # the service stops
-                pass
-
-        threading.Thread(target=listen, daemon=True).start()
+        listen_events(base, pushed)
 
         def cams():
             return {c["name"]: c for c in httpx.get(f"{base}/v1/cameras").json()["cameras"]}
@@ -221,6 +212,21 @@ class ServiceProcess:
         text = self.log_path.read_text()
         print(text[-4000:])
         return self.proc.returncode, took, text
+
+
+def listen_events(base: str, pushed: list[dict]) -> None:
+    """Collect what /v1/events/stream pushes (server-sent events) into ``pushed``, on a thread."""
+
+    def listen() -> None:
+        try:
+            with httpx.stream("GET", f"{base}/v1/events/stream", timeout=None) as r:
+                for line in r.iter_lines():
+                    if line.startswith("data: "):
+                        pushed.append(json.loads(line[6:]))
+        except httpx.HTTPError:  # the service stops
+            pass
+
+    threading.Thread(target=listen, daemon=True).start()
 
 
 def _get(url: str):

@@ -6,8 +6,6 @@ sends nothing twice."""
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 from pathlib import Path
 
@@ -17,7 +15,7 @@ import pytest
 from maskwatch.store import EventStore
 from scenes import Actor, Scene, swap_scene, write_colour_key_onnx
 from test_alerts import SECRET, _Receiver
-from test_service import ServiceProcess as _Service, free_port, wait_for
+from test_service import ServiceProcess as _Service, free_port, listen_events, wait_for
 from test_watch import detector, sprites  # noqa: F401  (module fixtures)
 
 RULE_TYPES = ("entered_unmasked", "mask_removed")
@@ -60,16 +58,7 @@ def test_venue_alerts_signed_once_per_person_and_every_event_stored(tmp_path, sp
     base = service.base
     pushed: list[dict] = []
     try:
-        def listen() -> None:
-            try:
-                with httpx.stream("GET", f"{base}/v1/events/stream", timeout=None) as r:
-                    for line in r.iter_lines():
-                        if line.startswith("data: "):
-                            pushed.append(json.loads(line[6:]))
-            except httpx.HTTPError:  # the service stops
-                pass
-
-        threading.Thread(target=listen, daemon=True).start()
+        listen_events(base, pushed)
 
         def door_state():
             return {c["name"]: c for c in httpx.get(f"{base}/v1/cameras").json()["cameras"]}["door"]["state"]
