@@ -98,14 +98,25 @@ def serve(
     from ..redact import redact
 
     err_console.print(f"cameras: {', '.join(supervisor.slots)} -> {redact(str(db))}", highlight=False)
+    class _Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: object) -> None:
+            supervisor.closing.set()  # open /live and /events/stream answers end now, not after the grace time
+            super().handle_exit(sig, frame)
+
+    server = _Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=3,
+                                    **UVICORN_LIMITS))
     try:
-        uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=3, **UVICORN_LIMITS)
+        server.run()
+    except KeyboardInterrupt:
+        pass
     finally:
         supervisor.stop()  # SIGTERM to each camera: it ends its frame; its events are committed already
         if alerts is not None:
             alerts.close()  # a last read of the store, then waiting deliveries: bounded by alerts.close_timeout_s
         err_console.print("stopped: " + ", ".join(f"{c['name']} {c['state']}" for c in supervisor.cameras()),
                           highlight=False)
+    if not server.started:
+        raise fail(f"the server did not start on {host}:{port} (see the lines above)")
 
 
 def _check_port_free(host: str, port: int) -> None:

@@ -54,6 +54,8 @@ class Supervisor:
                       for c in config.cameras}
         self.lock = threading.RLock()
         self._stop = threading.Event()
+        #: set when the API begins to shut down: streamed answers (live view, pushed events) end
+        self.closing = threading.Event()
         self._threads: list[threading.Thread] = []
         self._subscribers: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue]] = []
         self.frame_cond = threading.Condition(self.lock)
