@@ -115,13 +115,7 @@ supervisor: {{backoff_s: 0.5, hang_s: 20}}
     try:
         wait_for("the API", lambda: _get(f"{base}/v1/health"), 120)
 
-        def listen() -> None:
-            with httpx.stream("GET", f"{base}/v1/events/stream", timeout=None) as r:
-                for line in r.iter_lines():
-                    if line.startswith("data: "):
-                        pushed.append(json.loads(line[6:]))
-
-        threading.Thread(target=listen, daemon=True).start()
+        listen_events(base, pushed)
 
         def cams():
             return {c["name"]: c for c in httpx.get(f"{base}/v1/cameras").json()["cameras"]}
@@ -190,8 +184,123 @@ supervisor: {{backoff_s: 0.5, hang_s: 20}}
     assert all(Path(e.snapshot).is_relative_to(tmp_path / "snaps") for e in stored if e.snapshot)
 
 
+class ServiceProcess:
+    """`maskwatch serve --config CONFIG` started in ``tmp_path``, its output in a log file (a pipe nobody
+    drains would block it); ``stop()`` sends SIGTERM and returns (exit status, seconds it took, log)."""
+
+    def __init__(self, tmp_path: Path, config: Path, port: int, log_name: str):
+        env = dict(os.environ, PYTHONPATH=str(REPO / "src"), OMP_NUM_THREADS="1")
+        self.log_path = tmp_path / log_name
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen([sys.executable, "-m", "maskwatch", "serve", "--config", str(config),
+                                      "--log-level", "warning"], cwd=tmp_path, env=env, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        self.base = f"http://127.0.0.1:{port}"
+        wait_for("the API", lambda: _get(f"{self.base}/v1/health") or self.proc.poll() is not None, 60)
+        assert self.proc.poll() is None, self.log_path.read_text()[-3000:]
+
+    def stop(self) -> tuple[int, float, str]:
+        started = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        took = time.monotonic() - started
+        self.log.close()
+        text = self.log_path.read_text()
+        print(text[-4000:])
+        return self.proc.returncode, took, text
+
+
+def listen_events(base: str, pushed: list[dict]) -> None:
+    """Collect what /v1/events/stream pushes (server-sent events) into ``pushed``, on a thread."""
+
+    def listen() -> None:
+        try:
+            with httpx.stream("GET", f"{base}/v1/events/stream", timeout=None) as r:
+                for line in r.iter_lines():
+                    if line.startswith("data: "):
+                        pushed.append(json.loads(line[6:]))
+        except httpx.HTTPError:  # the service stops
+            pass
+
+    threading.Thread(target=listen, daemon=True).start()
+
+
 def _get(url: str):
     try:
         return httpx.get(url, timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+class _BlackHole:
+    """Listens on ``port``, accepts connections and never answers: a stream that hangs while opening."""
+
+    def __init__(self, port: int):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.listen(16)
+        self.held: list[socket.socket] = []
+        self.accepted = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.held.append(conn)
+            self.accepted += 1
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.held:
+            conn.close()
+
+
+def test_stream_camera_whose_source_is_down_stops_at_once_on_sigterm(tmp_path, sprites):  # noqa: F811
+    """The stream is cut, then its address accepts connections and never answers (each reopen would hang for
+    open_timeout_s = 20 s): SIGTERM still ends the camera process cleanly (exit 0, no SIGKILL) within ~2 s."""
+    from maskwatch.service.config import parse_config
+    from maskwatch.service.supervisor import Supervisor
+
+    video = Scene([Actor(sprites[1], path=lambda f: (100 + f, 150), state=lambda f: "mask")],
+                  frames=40, seed=3).write(tmp_path / "street.avi")
+    street = MjpegServer(video)
+    port = int(street.url.split(":")[2].split("/")[0])
+    write_colour_key_onnx(tmp_path / "ck.onnx")
+    config = parse_config(f"""
+cameras:
+  - {{name: street, source: "{street.url}", detect_every: 3, open_timeout_s: 20}}
+models: {{detector: centerface, input_size: 320, classifier: ck.onnx, threads: 1}}
+store: events.db
+snapshots: {{dir: snaps, mode: none}}
+supervisor: {{hang_s: 60}}
+""", tmp_path)
+    sup = Supervisor(config)
+    sup.start()
+    hole = None
+    try:
+        wait_for("street running", lambda: sup.cameras()[0]["state"] == "running" and sup.cameras()[0]["fps"] > 0, 60)
+        street.cut()
+        hole = _BlackHole(port)
+        wait_for("street lost", lambda: sup.cameras()[0]["state"] == "lost", 30)
+        wait_for("a reconnect that hangs", lambda: hole.accepted >= 1, 30)
+        proc = sup.slots["street"].process
+        started = time.monotonic()
+        sup.stop(timeout_s=15)
+        took = time.monotonic() - started
+    finally:
+        if not street.stopped.is_set():
+            street.cut()
+        if hole is not None:
+            hole.close()
+    assert proc.exitcode == 0, f"the camera process ended with {proc.exitcode} (negative: killed)"
+    assert took < 3.0, f"stopping took {took:.1f} s"
+    stored = EventStore(str(tmp_path / "events.db")).query(camera="street")
+    assert [e.type for e in stored] == ["source_lost"]

@@ -74,8 +74,28 @@ def test_check_exits_2_with_one_line(tmp_path):
     assert len(result.output.strip().splitlines()) == 1 and "error:" in result.output
 
 
-def test_alerts_accepted_as_mapping_and_api_key_hidden(tmp_path):
-    config = parse_config("cameras:\n  - {name: a, source: a.mp4}\nalerts:\n  rules: []\nserver:\n  api_key: s3cret\n",
-                          tmp_path)
-    assert config.alerts == {"rules": []}
-    assert "s3cret" not in config.to_yaml() and config.server.api_key == "s3cret"
+def test_alerts_typed_and_secrets_hidden(tmp_path):
+    config = parse_config("cameras:\n  - {name: a, source: a.mp4}\nalerts:\n  rules: {cooldown_person_s: 60, cameras: [a]}\n"
+                          "  channels:\n    webhook: {url: 'http://h/x', secret: hooksecret}\n"
+                          "    smtp: {host: m, from: a@b.c, to: [d@e.f], password: mailpw}\n"
+                          "server:\n  api_key: s3cret\n  public_url: https://mw.example.org\n", tmp_path)
+    assert config.alerts.rules.cooldown_person_s == 60 and config.alerts.channels.smtp.from_ == "a@b.c"
+    assert config.server.public_url == "https://mw.example.org"
+    shown = config.to_yaml()
+    for secret in ("s3cret", "hooksecret", "mailpw"):
+        assert secret not in shown
+    assert "from: a@b.c" in shown  # the key as written in the file
+    assert parse_config(shown.replace("<hidden>", "x"), tmp_path).alerts.channels.smtp.to == ["d@e.f"]
+
+
+@pytest.mark.parametrize("text, where", [
+    ("alerts:\n  rules:\n    cooldown: 3\n", ":5: alerts.rules.cooldown: unknown key"),
+    ("alerts:\n  rules:\n    event_types: [nope]\n", ":5: alerts.rules.event_types: 'nope'"),
+    ("alerts:\n  channels:\n    smtp: {host: h, to: [x@y]}\n", ":5: alerts.channels.smtp.from: Field required"),
+    ("alerts:\n  rules:\n    cameras: [a, b]\n", ":5: alerts.rules.cameras: no camera named 'b'"),
+    ("server:\n  public_url: mw.example.org\n", ":4: server.public_url: expected an http"),
+])
+def test_alerts_errors_name_key_and_line(tmp_path, text, where):
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, "cameras:\n  - {name: a, source: a.mp4}\n" + text))
+    assert where in str(err.value), str(err.value)

@@ -114,6 +114,8 @@ class AlertsConfig(_Strict):
     rules: AlertRules = Field(default_factory=AlertRules)
     channels: AlertChannels = Field(default_factory=AlertChannels)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    #: on shutdown, deliveries still waiting get at most this long (a channel that is down cannot hold it up)
+    close_timeout_s: float = Field(5.0, gt=0)
 
 
 def load_alerts_config(path: str | Path) -> AlertsConfig:

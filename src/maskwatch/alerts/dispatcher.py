@@ -108,10 +108,15 @@ class AlertDispatcher:
     ``store``: the ``EventStore`` the events are written to (its engine holds the alert tables);
     the dispatcher does not write the event itself: call it after ``store.add(event)``.
     MQTT also gets a retained per-camera count of every event type seen (alert or not).
+
+    ``public_url``: the address others reach the API at (the venue service passes its own); alert payloads
+    carry ``<public_url>/v1/events/<id>/snapshot``. The webhook's ``snapshot_base_url``, when set, wins.
     """
 
-    def __init__(self, config: AlertsConfig, store: Any, senders: list[Any] | None = None):
+    def __init__(self, config: AlertsConfig, store: Any, senders: list[Any] | None = None,
+                 public_url: str | None = None):
         self.config = config
+        self.public_url = public_url
         self.alerts = AlertStore(store.engine) if store is not None else None
         self.rules = RuleEngine(config.rules)
         if senders is None:
@@ -175,7 +180,7 @@ class AlertDispatcher:
 
     def _snapshot_url(self, event: Any) -> str | None:
         hook = self.config.channels.webhook
-        base = hook.snapshot_base_url if hook else None
+        base = (hook.snapshot_base_url if hook else None) or self.public_url
         if not (base and event.snapshot and event.id is not None):
             return None
         return f"{base.rstrip('/')}/v1/events/{event.id}/snapshot"
@@ -184,9 +189,10 @@ class AlertDispatcher:
         return {"raised": self.raised, "suppressed": dict(self.suppressed),
                 "channels": {name: w.state() for name, w in self.workers.items()}}
 
-    def close(self, timeout_s: float = 5.0) -> None:
-        """Deliver what is queued within ``timeout_s`` (retry waits are then cut short), then stop."""
-        deadline = time.monotonic() + timeout_s
+    def close(self, timeout_s: float | None = None) -> None:
+        """Deliver what is queued within ``timeout_s`` (default: the config's ``close_timeout_s``; retry
+        waits are then cut short), then stop."""
+        deadline = time.monotonic() + (self.config.close_timeout_s if timeout_s is None else timeout_s)
         while self._intake.unfinished_tasks and time.monotonic() < deadline:
             time.sleep(0.01)
         self._intake.put(None)

@@ -20,7 +20,7 @@ class RuleEngine:
         self.rules = rules
         self.clock = clock
         self.now = now
-        self._person: dict[tuple[str, int], float] = {}
+        self._person: dict[tuple[str, int | None, int], float] = {}
         self._camera: dict[str, float] = {}
 
     def check(self, event: Any) -> str | None:
@@ -36,7 +36,9 @@ class RuleEngine:
         if any(q.contains(local) for q in r.quiet_hours):
             return "quiet hours"
         t = self.clock()
-        person = (camera, event.track_id) if event.track_id is not None else None
+        # a restarted camera worker numbers its tracks from 0 again: its people are not the earlier ones
+        worker = (event.extra or {}).get("worker_pid")
+        person = (camera, worker, event.track_id) if event.track_id is not None else None
         if person is not None and t - self._person.get(person, -1e18) < r.cooldown_person_s:
             return "person cooldown"
         if r.cooldown_camera_s and t - self._camera.get(camera, -1e18) < r.cooldown_camera_s:

@@ -76,6 +76,13 @@ def serve(
         app = create_app(db=db, snapshot_dir=snapshot_dir, detector=detector, min_score=min_score, threads=threads,
                          max_upload_bytes=int(max_upload_mb * 2**20), max_pixels=max_pixels, api_key=api_key,
                          max_pending=max_pending, hosts=[host, *(allowed_host or [])], service=supervisor)
+    alerts = None
+    if supervisor is not None and venue.alerts is not None and venue.alerts.enabled:
+        from ..service.alerts import VenueAlerts, public_base_url
+
+        with user_errors():  # before the cameras start: every event they commit is seen
+            alerts = VenueAlerts(venue.alerts, venue.store, public_base_url(host, port, venue.server.public_url))
+        app.state.alert_dispatcher = alerts.dispatcher
     err_console.print(f"dashboard: http://{host}:{port}/   API docs: http://{host}:{port}/docs", highlight=False)
     from ..server.limits import UVICORN_LIMITS
 
@@ -86,15 +93,30 @@ def serve(
         uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5, **UVICORN_LIMITS)
         return
     supervisor.start()
+    if alerts is not None:
+        alerts.start(supervisor)
     from ..redact import redact
 
     err_console.print(f"cameras: {', '.join(supervisor.slots)} -> {redact(str(db))}", highlight=False)
+    class _Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: object) -> None:
+            supervisor.closing.set()  # open /live and /events/stream answers end now, not after the grace time
+            super().handle_exit(sig, frame)
+
+    server = _Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=3,
+                                    **UVICORN_LIMITS))
     try:
-        uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=3, **UVICORN_LIMITS)
+        server.run()
+    except KeyboardInterrupt:
+        pass
     finally:
         supervisor.stop()  # SIGTERM to each camera: it ends its frame; its events are committed already
+        if alerts is not None:
+            alerts.close()  # a last read of the store, then waiting deliveries: bounded by alerts.close_timeout_s
         err_console.print("stopped: " + ", ".join(f"{c['name']} {c['state']}" for c in supervisor.cameras()),
                           highlight=False)
+    if not server.started:
+        raise fail(f"the server did not start on {host}:{port} (see the lines above)")
 
 
 def _check_port_free(host: str, port: int) -> None:

@@ -57,7 +57,7 @@ def camera_router(supervisor: Any, dependencies: list, api_error: Any) -> APIRou
 
         async def parts() -> Any:
             last = 0.0
-            while not await request.is_disconnected():
+            while not supervisor.closing.is_set() and not await request.is_disconnected():
                 supervisor.want_live(name)
                 jpeg, when = await loop.run_in_executor(None, supervisor.wait_frame, name, last, 1.0)
                 if jpeg is None or when <= last:
@@ -77,12 +77,17 @@ def camera_router(supervisor: Any, dependencies: list, api_error: Any) -> APIRou
         async def lines() -> Any:
             try:
                 yield ": connected\n\n"
-                while not await request.is_disconnected():
+                quiet = 0.0
+                while not supervisor.closing.is_set() and not await request.is_disconnected():
                     try:
-                        ev = await asyncio.wait_for(q.get(), timeout=10.0)
+                        ev = await asyncio.wait_for(q.get(), timeout=1.0)
                     except asyncio.TimeoutError:
-                        yield ": keep-alive\n\n"
+                        quiet += 1.0
+                        if quiet >= 10.0:
+                            quiet = 0.0
+                            yield ": keep-alive\n\n"
                         continue
+                    quiet = 0.0
                     out = event_dict_json(dict(ev))
                     yield f"event: maskwatch-event\nid: {ev.get('id')}\ndata: {json.dumps(out)}\n\n"
             finally:

@@ -13,6 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ..alerts.config import AlertsConfig
 from ..errors import MaskWatchError
 from ..video.sources import STREAM_PREFIXES
 
@@ -93,6 +94,15 @@ class ServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     api_key: str | None = None
+    public_url: str | None = Field(None, description="How others reach this service, e.g. https://mw.example.org "
+                                                     "(snapshot links in alerts; default http://host:port).")
+
+    @field_validator("public_url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^https?://[^/\s]+", v):
+            raise ValueError("expected an http:// or https:// URL")
+        return v
 
 
 class SupervisorConfig(_Strict):
@@ -111,8 +121,8 @@ class ServiceConfig(_Strict):
     snapshots: SnapshotsConfig = SnapshotsConfig()
     server: ServerConfig = ServerConfig()
     supervisor: SupervisorConfig = SupervisorConfig()
-    # the alerts engineer provides maskwatch.alerts.config.AlertsConfig; until then an untyped mapping
-    alerts: dict[str, Any] | None = None
+    alerts: AlertsConfig | None = Field(None, description="Alert rules and channels (docs/alerts.md); one "
+                                                          "dispatcher for the venue, in the API process.")
 
     @model_validator(mode="after")
     def _unique_names(self) -> "ServiceConfig":
@@ -123,6 +133,11 @@ class ServiceConfig(_Strict):
             seen.add(cam.name)
         return self
 
+    def _unknown_alert_cameras(self) -> list[str]:
+        names = {c.name for c in self.cameras}
+        wanted = self.alerts.rules.cameras if self.alerts is not None else None
+        return [n for n in wanted or [] if n not in names]
+
     def camera(self, name: str) -> CameraConfig:
         for cam in self.cameras:
             if cam.name == name:
@@ -130,9 +145,15 @@ class ServiceConfig(_Strict):
         raise KeyError(name)
 
     def to_yaml(self, hide_secrets: bool = True) -> str:
-        data = self.model_dump(mode="json")
-        if hide_secrets and data["server"]["api_key"]:
-            data["server"]["api_key"] = "<hidden>"
+        data = self.model_dump(mode="json", by_alias=True)
+        if hide_secrets:
+            for path in (("server", "api_key"), ("alerts", "channels", "webhook", "secret"),
+                         ("alerts", "channels", "mqtt", "password"), ("alerts", "channels", "smtp", "password")):
+                parent = data
+                for key in path[:-1]:
+                    parent = parent.get(key) if isinstance(parent, dict) else None
+                if isinstance(parent, dict) and parent.get(path[-1]):
+                    parent[path[-1]] = "<hidden>"
         return yaml.dump(data, Dumper=_FlowPointsDumper, sort_keys=False, allow_unicode=True)
 
 
@@ -210,6 +231,11 @@ def parse_config(text: str, base_dir: Path, filename: str = "<config>") -> Servi
             msg = "unknown key"
         more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
         raise ConfigError(f"{filename}:{line or 1}: {_dotted(loc)}: {msg}{more}") from None
+    unknown = config._unknown_alert_cameras()
+    if unknown:
+        loc = ("alerts", "rules", "cameras")
+        raise ConfigError(f"{filename}:{_line_of(lines, loc) or 1}: {_dotted(loc)}: no camera named "
+                          f"{unknown[0]!r} (cameras are {', '.join(c.name for c in config.cameras)})")
     return resolve_paths(config, base_dir)
 
 
@@ -292,11 +318,27 @@ server:
   host: 127.0.0.1                 # 0.0.0.0: every interface (then set an api_key)
   port: 8000
   api_key: null                   # required in X-API-Key on /v1 (but /v1/health) when set
+  public_url: null                # how others reach it, e.g. https://mw.example.org (default http://host:port):
+                                  # alerts link snapshots as <public_url>/v1/events/<id>/snapshot
 
 supervisor:
   hang_s: 20                      # a camera silent this long is restarted
   backoff_s: 1                    # first restart delay, doubling per crash
   backoff_max_s: 30
 
-alerts: null                      # alert rules (see docs/alerts.md once available)
+alerts:                           # one dispatcher for the whole venue (docs/alerts.md); null: no alerts
+  rules:
+    event_types: [entered_unmasked, mask_removed, mask_incorrect]
+    cameras: null                 # null: every camera; or e.g. [door]
+    cooldown_person_s: 300        # one alert per person (camera + track) within 5 minutes
+    cooldown_camera_s: 0          # at most one alert per camera within this (0: no limit)
+    min_confidence: 0.0
+    quiet_hours: []               # e.g. [{start: "22:00", end: "06:00"}] (local time)
+  channels: {}                    # none yet: alerts are recorded (dashboard, /v1/alerts) but not sent.
+                                  # Replace {} with any of these (each retries on a thread of its own):
+  #   webhook: {url: "https://hooks.example.org/maskwatch", secret: change-me}  # X-MaskWatch-Signature: sha256=HMAC
+  #   mqtt: {host: 127.0.0.1, port: 1883, topic_prefix: maskwatch}             # <prefix>/<camera>/events, counts
+  #   smtp: {host: mail.example.org, port: 25, from: maskwatch@example.org, to: [desk@example.org]}
+  retry: {backoff_s: 0.5, max_backoff_s: 30, max_attempts: 0, max_queue: 1000}
+  close_timeout_s: 5              # on shutdown, waiting deliveries get at most this long
 """

@@ -41,6 +41,7 @@ class CameraSlot:
                 "last_frame_time": None if last is None else datetime.fromtimestamp(last, timezone.utc).isoformat(),
                 "reconnects": int(h.get("reconnects", 0)), "restarts": self.restarts,
                 "faces_now": int(h.get("faces_now", 0)) if self.state == "running" else 0,
+                "frames": int(h.get("frames", 0)),
                 "pid": None if self.process is None else self.process.pid}
 
 
@@ -53,6 +54,8 @@ class Supervisor:
                       for c in config.cameras}
         self.lock = threading.RLock()
         self._stop = threading.Event()
+        #: set when the API begins to shut down: streamed answers (live view, pushed events) end
+        self.closing = threading.Event()
         self._threads: list[threading.Thread] = []
         self._subscribers: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue]] = []
         self.frame_cond = threading.Condition(self.lock)

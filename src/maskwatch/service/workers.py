@@ -7,12 +7,16 @@ Messages on the queue (tuples): ``("health", name, pid, {...})``, ``("event", na
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from typing import Any, Iterator
 
 #: a live view frame at most this often per camera
 LIVE_INTERVAL_S = 0.1
+#: after SIGTERM, the frame in hand gets this long to finish
+STOP_GRACE_S = 5.0
 
 
 class _Paced:
@@ -21,6 +25,7 @@ class _Paced:
     def __init__(self, open_file: Any, realtime: bool, loop: bool):
         self.open_file, self.realtime, self.loop = open_file, realtime, loop
         self.current = open_file()
+        self.stopped = threading.Event()
         self.live, self.name, self.fps = False, self.current.name, self.current.fps
         self.frame_count, self.dropped, self.reconnects = self.current.frame_count, 0, 0
 
@@ -30,20 +35,26 @@ class _Paced:
             started = time.monotonic()
             last_time = 0.0
             for item in self.current:
+                if self.stopped.is_set():
+                    return
                 vt = getattr(item, "video_time", None)
                 if vt is not None:
                     last_time = vt
                     if self.realtime:
                         wait = started + vt - time.monotonic()
-                        if wait > 0:
-                            time.sleep(wait)
+                        if wait > 0 and self.stopped.wait(wait):
+                            return
                     item.video_time = vt + offset
                 yield item
-            if not self.loop:
+            if not self.loop or self.stopped.is_set():
                 return
             offset += last_time + 1.0 / (self.fps or 25.0)
             self.current.close()
             self.current = self.open_file()
+
+    def stop(self) -> None:
+        """End the iteration after the frame in hand (thread-safe)."""
+        self.stopped.set()
 
     def close(self) -> None:
         self.current.close()
@@ -52,8 +63,6 @@ class _Paced:
 def camera_main(camera: dict, service: dict, queue: Any, live_until: Any) -> None:
     """The body of a camera process (multiprocessing spawn). ``live_until``: a shared double, the
     time.time() until which someone watches the live view (frames are encoded only then)."""
-    import signal
-
     import cv2
 
     from ..monitor import SnapshotWriter, StateConfig, Watcher, run_watch
@@ -65,7 +74,7 @@ def camera_main(camera: dict, service: dict, queue: Any, live_until: Any) -> Non
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the supervisor decides
     cam = CameraConfig.model_validate(camera)
     cfg = ServiceConfig.model_validate(service)
-    name, pid = cam.name, __import__("os").getpid()
+    name, pid = cam.name, os.getpid()
     cv2.setNumThreads(1)
     models = cfg.models
     pipeline = build_pipeline(models.detector, min_score=models.min_score, min_face=models.min_face,
@@ -86,6 +95,8 @@ def camera_main(camera: dict, service: dict, queue: Any, live_until: Any) -> Non
                 queue.put(("health", name, pid, dict(health)))
 
     def sink(ev: Any) -> None:
+        # track ids start again in a restarted worker: the venue's dispatcher tells people apart by worker too
+        ev.extra = {**ev.extra, "worker_pid": pid}
         store.add(ev)
         with lock:
             health["events"] += 1
@@ -133,11 +144,36 @@ def camera_main(camera: dict, service: dict, queue: Any, live_until: Any) -> Non
 
     beat = threading.Thread(target=send_health, name="maskwatch-health", daemon=True)
     beat.start()
+    # The frame loop runs on a thread of its own and SIGTERM is handled here: the stop request reaches the
+    # source at once (a stream that is down, or reconnecting, yields no frame that run_watch could check a
+    # flag on), and the loop ends after the frame in hand.
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    result: dict[str, Any] = {}
+
+    def frames() -> None:
+        try:
+            result["stats"] = run_watch(video, watcher, on_frame=on_frame)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread: the process exits non-zero
+            result["error"] = exc
+
+    loop = threading.Thread(target=frames, name="maskwatch-frames", daemon=True)
+    loop.start()
     try:
-        stats = run_watch(video, watcher, on_frame=on_frame)
+        while loop.is_alive():
+            if stopping.wait(0.2):
+                video.stop()
+                loop.join(STOP_GRACE_S)
+                break
     finally:
         done.set()
-        store.close()
+        if not loop.is_alive():
+            store.close()
+    if "error" in result:
+        raise result["error"]
+    if loop.is_alive():  # a frame that does not end: its events so far are committed; leave at once
+        os._exit(1)
+    stats = result["stats"]
     with lock:
         health.update(state="stopped")
         queue.put(("health", name, pid, dict(health)))

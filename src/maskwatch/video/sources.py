@@ -169,7 +169,10 @@ class LiveSource:
         worker = threading.Thread(target=lambda: result.append(self.opener(self.spec, self.open_timeout_s)),
                                   daemon=True)
         worker.start()
-        worker.join(self.open_timeout_s)
+        deadline = time.monotonic() + self.open_timeout_s
+        while worker.is_alive() and time.monotonic() < deadline:  # stop() is honoured while a stream opens
+            if self._stop.wait(min(0.1, max(0.0, deadline - time.monotonic()))):
+                break
         if not result:
             return None
         capture = result[0]
@@ -237,10 +240,15 @@ class LiveSource:
         finally:
             self.close()
 
-    def close(self) -> None:
+    def stop(self) -> None:
+        """Ask the iteration to end after the frame in hand, and the reader to stop (re)connecting.
+        Thread-safe: the venue service calls it when its camera process gets SIGTERM."""
         self._stop.set()
         with self._lock:
             self._lock.notify_all()
+
+    def close(self) -> None:
+        self.stop()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout=2.0)
 
