@@ -43,6 +43,10 @@ def _page(width: int, height: int, errors: list[str]):
             page = browser.new_page(viewport={"width": width, "height": height})
             page.on("console", lambda m: m.type == "error" and errors.append(f"{m.text} @ {(m.location or {}).get('url')}"))
             page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
+            with page.expect_console_message():  # prove the capture works, then start clean
+                page.evaluate("console.error('maskwatch-probe')")
+            assert any("maskwatch-probe" in e for e in errors), errors
+            errors.clear()
             yield page
         finally:
             browser.close()
