@@ -257,7 +257,7 @@ def test_outage_monitor_one_pair_per_outage_with_true_timing():
     assert quiet.frame(0.1) + quiet.check(1.9) + quiet.frame(2.0) == []
     silent = OutageMonitor(lost_after_s=2.0, started=0.0)
     (never,) = silent.check(2.5)
-    assert never.wall_time == 2.0 and never.detail == "no frame since the stream opened for 2 s"
+    assert never.wall_time == 2.0 and never.detail == "no frame for 2 s since the stream opened"
 
 
 class ScheduledCamera:

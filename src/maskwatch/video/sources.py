@@ -87,9 +87,10 @@ class OutageMonitor:
         if self.lost or now - self.last_frame <= self.lost_after_s:
             return []
         self.lost, self._lost_from, self._flow_start = True, self.last_frame, None
-        why = self.reason or ("no frame since the stream opened" if not self.seen_frame else "no frames")
+        what = f"no frames for {self.lost_after_s:g} s" if self.seen_frame else \
+            f"no frame for {self.lost_after_s:g} s since the stream opened"
         return [SourceStatus(EventType.SOURCE_LOST, self.last_frame + self.lost_after_s,
-                             f"{why} for {self.lost_after_s:g} s")]
+                             f"{what} ({self.reason})" if self.reason else what)]
 
 
 SourceItem = Union[Frame, SourceStatus]
