@@ -208,19 +208,157 @@ def test_live_source_drops_frames_and_reconnects():
             return None
         return FlakyCamera(200 if len(opens) == 1 else 10**6)
 
-    source = LiveSource("fake://cam", backoff_s=0.05, opener=opener)
+    source = LiveSource("fake://cam", backoff_s=0.05, opener=opener, lost_after_s=0.1, restore_after_s=0.2)
     seen: list = []
     for item in source:
         seen.append(item)
         time.sleep(0.02)  # a slow consumer: the reader must drop frames, not queue them
         if isinstance(item, SourceStatus) and item.kind == "source_restored":
             break
-    kinds = [i.kind for i in seen if isinstance(i, SourceStatus)]
-    assert kinds == ["source_lost", "source_restored"]
+    statuses = [i for i in seen if isinstance(i, SourceStatus)]
+    assert [i.kind for i in statuses] == ["source_lost", "source_restored"]
+    lost, restored = statuses
+    assert restored.gap_s == pytest.approx(restored.wall_time - (lost.wall_time - 0.1))
+    assert 0.14 <= restored.gap_s <= 0.5  # failed, 0.05 s, a failed reopen, 0.1 s, reopened: frames again
     assert len(opens) == 3 and opens[2] - opens[1] >= 0.09  # back-off doubled: 0.05, then 0.1
     assert source.dropped > 100  # ~200 frames in 0.4 s, consumer takes one per 20 ms
     frames_before = [i for i in seen if not isinstance(i, SourceStatus)]
     assert all(frames_before[k].index < frames_before[k + 1].index for k in range(len(frames_before) - 1))
+
+
+def test_outage_monitor_one_pair_per_outage_with_true_timing():
+    """Frames for 2 s, nothing for 5 s, then a camera that flaps (0.3 s of frames, 1.5 s of nothing, four
+    times), then steady: one source_lost when the gap is noticed, one source_restored dated the start of
+    the steady flow, and gap_s the real outage (last frame before it -> first frame of the steady flow)."""
+    from maskwatch.video.sources import OutageMonitor
+
+    monitor = OutageMonitor(lost_after_s=2.0, restore_after_s=2.0, started=100.0)
+    out: list[SourceStatus] = []
+    times = [100 + k / 25 for k in range(50)]  # last frame at 101.96
+    t = 107.0
+    for _ in range(4):
+        times += [t + k / 25 for k in range(8)]
+        t += 0.3 + 1.5
+    steady = t
+    times += [steady + k / 25 for k in range(100)]
+    clock = 100.0
+    for frame_t in times:
+        while clock + 0.25 < frame_t:  # the consumer looks every 0.25 s between frames
+            clock += 0.25
+            out += monitor.check(clock)
+        out += monitor.frame(frame_t)
+        clock = frame_t
+    assert [s.kind for s in out] == ["source_lost", "source_restored"]
+    lost, restored = out
+    assert lost.wall_time == pytest.approx(times[49] + 2.0) and "no frames for 2 s" in lost.detail
+    assert restored.wall_time == pytest.approx(steady) and restored.gap_s == pytest.approx(steady - times[49])
+    # a pause shorter than lost_after_s is no outage; a stream that opens and sends nothing is lost
+    quiet = OutageMonitor(lost_after_s=2.0, started=0.0)
+    assert quiet.frame(0.1) + quiet.check(1.9) + quiet.frame(2.0) == []
+    silent = OutageMonitor(lost_after_s=2.0, started=0.0)
+    (never,) = silent.check(2.5)
+    assert never.wall_time == 2.0 and never.detail == "no frame for 2 s since the stream opened"
+
+
+class ScheduledCamera:
+    """Delivers frames only while ``alive(seconds since the test started)``; otherwise a read fails."""
+
+    def __init__(self, t0: float, alive):
+        self.t0, self.alive = t0, alive
+
+    def isOpened(self):
+        return True
+
+    def read(self):
+        time.sleep(0.01)
+        if not self.alive(time.monotonic() - self.t0):
+            return False, None
+        return True, np.zeros((8, 8, 3), np.uint8)
+
+    def release(self):
+        pass
+
+
+def test_flapping_live_source_raises_one_lost_and_one_restored():
+    """Live: 0.4 s of frames, 1 s down, 1.2 s of flapping (0.1 s up, 0.3 s down), then steady. The watcher
+    records exactly one source_lost and one source_restored whose gap_s is the real outage."""
+    watcher = Watcher(_NoFaces(), _NoFaces(), source="flappy", camera="flappy")  # before the clock starts
+    t0 = time.monotonic()
+
+    def alive(t):
+        if t < 0.4:
+            return True
+        if t < 1.4:
+            return False
+        if t < 2.6:
+            return (t - 1.4) % 0.4 < 0.1
+        return True
+
+    source = LiveSource("fake://flappy", backoff_s=0.02, max_backoff_s=0.05, lost_after_s=0.5, restore_after_s=0.5,
+                        opener=lambda spec, timeout: ScheduledCamera(t0, alive))
+    frame_times = []
+
+    def on_frame(frame, faces, events):
+        frame_times.append(frame.wall_time)
+        if time.monotonic() - t0 > 3.6:
+            raise KeyboardInterrupt
+
+    wall0 = time.time() - (time.monotonic() - t0)
+    run_watch(source, watcher, on_frame=on_frame)
+    kinds = [str(e.type) for e in watcher.events]
+    assert kinds == ["source_lost", "source_restored"], kinds
+    lost, restored = watcher.events
+    last_before = lost.time.timestamp() - 0.5  # dated when noticed: the last frame + lost_after_s
+    assert max(t for t in frame_times if t - wall0 < 1.0) == pytest.approx(last_before, abs=0.03)
+    assert last_before - wall0 == pytest.approx(0.4, abs=0.05)
+    steady = min(t for t in frame_times if t - wall0 >= 2.6)  # the steady flow's first frame the watcher saw
+    assert restored.time.timestamp() == pytest.approx(steady, abs=0.03)
+    assert restored.extra["gap_s"] == pytest.approx(restored.time.timestamp() - last_before, abs=0.002)
+    assert 2.15 <= restored.extra["gap_s"] <= 2.4
+    assert source.reconnects >= 3
+
+
+class _NoFaces:
+    def detect(self, image):
+        from maskwatch.faces import Faces
+
+        return Faces.empty()
+
+    def classify(self, image, faces):
+        return faces
+
+
+def test_sigterm_stops_a_live_source_whose_camera_is_down(tmp_path):
+    """A camera that is down yields nothing; SIGTERM must still end the run within about a second."""
+    script = tmp_path / "down.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {str(REPO / "tests")!r})
+        import numpy as np
+        from maskwatch.monitor import Watcher, run_watch
+        from maskwatch.video import LiveSource
+        from test_watch import ScheduledCamera, _NoFaces
+
+        t0 = time.monotonic()
+        source = LiveSource("fake://down", backoff_s=0.05, max_backoff_s=0.1, lost_after_s=0.3,
+                            opener=lambda spec, timeout: ScheduledCamera(t0, lambda t: t < 0.2))
+        watcher = Watcher(_NoFaces(), _NoFaces(), source="down", sinks=[lambda ev: print(ev.type, flush=True)])
+        stats = run_watch(source, watcher)
+        print("stopped", stats.interrupted, flush=True)
+    """))
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout.readline().strip() == "source_lost"
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        out, _ = proc.communicate(timeout=10)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and out.strip() == "stopped True" and took < 2.0, (out, took)
 
 
 KILL_SCRIPT = textwrap.dedent("""
@@ -404,3 +542,34 @@ def test_real_classifier_on_synthetic_masks(tmp_path, shared_dir, detector):
     assert not [e for e in events if e.track_id == a_off[0].track_id and e.frame < 50]  # A entered masked
     b_events = [e for e in events if e.track_id != a_off[0].track_id]
     assert b_events and b_events[0].type == "entered_unmasked" and b_events[0].frame <= tol
+
+
+def test_watch_entry_line_end_to_end(tmp_path, sprites):
+    """`maskwatch watch --entry`: an unmasked person walks down across a line at y = 240 and back up.
+    entered and entered_unmasked come at the crossing (not when the person is first seen), left on the
+    way back; the line is drawn into the output video."""
+    from scenes import write_colour_key_onnx
+
+    top = lambda f: 10 + 3.3 * f if f < 100 else 340 - 3.3 * (f - 100)  # noqa: E731 - face top-left y
+    video = Scene([Actor(sprites[0], path=lambda f: (250, top(f)), state=lambda f: "no_mask")],
+                  frames=200, noise=3, seed=7).write(tmp_path / "walk.avi")
+    model = write_colour_key_onnx(tmp_path / "ck.onnx")
+    db = str(tmp_path / "e.db")
+    result = CliRunner().invoke(app, ["watch", str(video), "--entry", "0,240,640,240", "--classifier-model", str(model),
+                                      "--db", db, "--camera-name", "door", "--snapshots", "none", "--detect-every", "2",
+                                      "--input-size", "320", "--threads", "2", "--out", str(tmp_path / "out.avi")])
+    assert result.exit_code == 0, result.stderr
+    stored = EventStore(db).query()
+    assert [e.type for e in stored] == ["entered", "entered_unmasked", "left"], [(e.type, e.frame) for e in stored]
+    entered, unmasked, left = stored
+    assert entered.state_after == unmasked.state_after == left.state_after == "no_mask"
+    assert entered.frame == unmasked.frame and entered.track_id == left.track_id
+    height = sprites[0].images["no_mask"].shape[0]
+    centre = lambda f: top(f) + height / 2  # noqa: E731
+    assert centre(entered.frame) > 240 and 40 <= entered.frame < 100  # after the line, not at first sight
+    assert centre(left.frame) < 240 and left.frame > 100
+    first = next(VideoFileSource(tmp_path / "out.avi").__iter__()).image
+    assert (np.abs(first[240, 5:635].astype(int) - (0, 220, 255)).max(axis=1) < 60).mean() > 0.9  # the yellow line
+    bad = CliRunner().invoke(app, ["watch", str(video), "--entry", "0,240,640", "--db", db])
+    assert bad.exit_code == 2 and bad.stderr.strip() == \
+        "error: --entry '0,240,640': expected X1,Y1,X2,Y2 (two points in frame pixels)"

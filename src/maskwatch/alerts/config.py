@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..errors import MaskWatchError
+from ..event_types import EVENT_TYPES, EventType
 
 _HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
@@ -40,7 +41,8 @@ class QuietHours(_Strict):
 
 
 class AlertRules(_Strict):
-    event_types: list[str] = Field(default_factory=lambda: ["entered_unmasked", "mask_removed", "mask_incorrect"])
+    event_types: list[str] = Field(default_factory=lambda: [EventType.ENTERED_UNMASKED, EventType.MASK_REMOVED,
+                                                            EventType.MASK_INCORRECT])
     #: camera names; None = every camera
     cameras: list[str] | None = None
     #: one alert per person (camera + track) within this many seconds
@@ -54,12 +56,10 @@ class AlertRules(_Strict):
     @field_validator("event_types")
     @classmethod
     def _known(cls, value: list[str]) -> list[str]:
-        from ..store import EVENT_TYPES
-
         for name in value:
             if name not in EVENT_TYPES:
                 raise ValueError(f"{name!r}: expected one of {', '.join(EVENT_TYPES)}")
-        return value
+        return [EventType(name) for name in value]
 
 
 class WebhookChannel(_Strict):

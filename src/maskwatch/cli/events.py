@@ -48,7 +48,8 @@ def events(
     format_: str = typer.Option("table", "--format", "-f", help="table | csv | json"),
 ) -> None:
     """List recorded events, oldest first."""
-    from ..store import EVENT_TYPES, EventStore
+    from ..event_types import EVENT_TYPES
+    from ..store import EventStore
 
     try:
         if format_ not in FORMATS:

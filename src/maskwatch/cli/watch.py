@@ -38,6 +38,11 @@ def watch(
     camera_name: Optional[str] = typer.Option(None, "--camera-name", help="Name stored with every event (default: SOURCE)."),
     zone: Optional[str] = typer.Option(None, "--zone", help="Only faces whose box centre is inside this polygon "
                                        "raise events: x1,y1,x2,y2,x3,y3,... in frame pixels (e.g. the entrance)."),
+    entry: Optional[str] = typer.Option(None, "--entry", help="Directional entry line X1,Y1,X2,Y2 in frame pixels: a face "
+                                        "crossing it from the left to the right of the direction point 1 -> point 2 raises "
+                                        "'entered' (the other way 'left'); entered_unmasked is then raised at the line."),
+    refind: float = typer.Option(3.0, "--refind", min=0, help="Seconds within which a person lost and found again at "
+                                 "the same place keeps their id and state (no second event)."),
     detector: str = typer.Option("centerface", "--detector", help="Face detector name."),
     min_score: Optional[float] = typer.Option(None, "--min-score", help="Detector score threshold."),
     input_size: Optional[int] = typer.Option(None, "--input-size", min=64,
@@ -54,7 +59,7 @@ def watch(
     max_frames: Optional[int] = typer.Option(None, "--max-frames", help="Stop after this many processed frames."),
 ) -> None:
     """Watch SOURCE: track faces, decide each person's mask state, record events (entered_unmasked,
-    mask_removed, mask_incorrect, mask_restored, source_lost, source_restored)."""
+    mask_removed, mask_incorrect, mask_restored, source_lost, source_restored; entered and left with --entry)."""
     try:
         _watch(**locals())
     except MaskWatchError as exc:
@@ -64,11 +69,11 @@ def watch(
 
 def _watch(source: str, out: Path | None, show: bool, json_out: str | None, stride: int, detect_every: int,
            db: str | None, webhook: str | None, alerts: Path | None, snapshots: str, snapshot_dir: Path | None, snapshot_keep: int,
-           snapshot_days: float, camera_name: str | None, zone: str | None, detector: str, min_score: float | None, min_face: float,
+           snapshot_days: float, camera_name: str | None, zone: str | None, entry: str | None, refind: float, detector: str, min_score: float | None, min_face: float,
            classifier_model: Path | None, input_size: int | None, threads: int | None, window: int, hold: int, enter: float,
            open_timeout: float, fps: float, max_frames: int | None) -> None:
     from ..detectors import Preferred
-    from ..monitor import SNAPSHOT_MODES, SnapshotWriter, StateConfig, Watcher, default_snapshot_dir, run_watch
+    from ..monitor import SNAPSHOT_MODES, SnapshotWriter, StateConfig, Watcher, default_snapshot_dir, parse_entry, run_watch
     from ..pipeline import build_pipeline
     from ..store import EventStore, WebhookNotifier
     from ..video import VideoWriter, open_source
@@ -76,6 +81,10 @@ def _watch(source: str, out: Path | None, show: bool, json_out: str | None, stri
     if snapshots not in SNAPSHOT_MODES:
         raise MaskWatchError(f"--snapshots must be one of {', '.join(SNAPSHOT_MODES)}, not {snapshots!r}")
     polygon = parse_zone(zone) if zone else None
+    try:
+        line = parse_entry(entry) if entry else None
+    except ValueError as exc:
+        raise MaskWatchError(str(exc)) from None
     alerts_cfg = None
     if alerts is not None:
         from ..alerts import load_alerts_config
@@ -117,7 +126,8 @@ def _watch(source: str, out: Path | None, show: bool, json_out: str | None, stri
 
     watcher = Watcher(pipeline.detector, pipeline.classifier, source=video.name, camera=camera_name or video.name,
                       detect_every=detect_every, state_config=StateConfig(window=window, enter=enter, hold=hold),
-                      snapshots=snapper, sinks=[sink], min_face=max(min_face, 1.0), zone=polygon)
+                      snapshots=snapper, sinks=[sink], min_face=max(min_face, 1.0), zone=polygon,
+                      entry=line, refind_s=refind)
     display = _Display() if show else None
     progress = _Progress(video)
 
@@ -130,11 +140,8 @@ def _watch(source: str, out: Path | None, show: bool, json_out: str | None, stri
             from ..draw import annotate
 
             image = annotate(frame.image, faces)
-            if polygon is not None:
-                import cv2
-                import numpy as np
-
-                cv2.polylines(image, [polygon.astype(np.int32)], True, (255, 200, 0), 2, cv2.LINE_AA)
+            if polygon is not None or line is not None:
+                _draw_zone_and_line(image, polygon, line)
             if writer is not None:
                 writer.write(image)
             if display is not None and not display.show(image):
@@ -164,6 +171,22 @@ def _watch(source: str, out: Path | None, show: bool, json_out: str | None, stri
     if store.unsaved:
         typer.echo(f"error: {store.unsaved} events not stored in {store.shown_url} ({store.last_error})", err=True)
         raise typer.Exit(3)
+
+
+def _draw_zone_and_line(image: Any, polygon: Any, line: Any) -> None:
+    """The zone (cyan outline) and the entry line (yellow, with an arrow pointing to its "in" side)."""
+    import cv2
+    import numpy as np
+
+    if polygon is not None:
+        cv2.polylines(image, [polygon.astype(np.int32)], True, (255, 200, 0), 2, cv2.LINE_AA)
+    if line is not None:
+        (x1, y1), (x2, y2) = line
+        cv2.line(image, (int(x1), int(y1)), (int(x2), int(y2)), (0, 220, 255), 2, cv2.LINE_AA)
+        mx, my, dx, dy = (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1
+        norm = max(float(np.hypot(dx, dy)), 1e-6)
+        tip = (int(mx - dy / norm * 30), int(my + dx / norm * 30))  # the right-hand normal: the "in" side
+        cv2.arrowedLine(image, (int(mx), int(my)), tip, (0, 220, 255), 2, cv2.LINE_AA, tipLength=0.4)
 
 
 def parse_zone(text: str) -> Any:

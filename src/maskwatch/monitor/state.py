@@ -8,18 +8,22 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..faces import LABELS
+from ..event_types import EventType
 
 #: (state before, state after) -> event type; None before means a new track's first confident state
-TRANSITION_EVENTS: dict[tuple[str | None, str], str] = {
-    (None, "no_mask"): "entered_unmasked",
-    (None, "incorrect"): "entered_unmasked",
-    ("mask", "no_mask"): "mask_removed",
-    ("incorrect", "no_mask"): "mask_removed",
-    ("mask", "incorrect"): "mask_incorrect",
-    ("no_mask", "incorrect"): "mask_incorrect",
-    ("no_mask", "mask"): "mask_restored",
-    ("incorrect", "mask"): "mask_restored",
+TRANSITION_EVENTS: dict[tuple[str | None, str], EventType] = {
+    (None, "no_mask"): EventType.ENTERED_UNMASKED,
+    (None, "incorrect"): EventType.ENTERED_UNMASKED,
+    ("mask", "no_mask"): EventType.MASK_REMOVED,
+    ("incorrect", "no_mask"): EventType.MASK_REMOVED,
+    ("mask", "incorrect"): EventType.MASK_INCORRECT,
+    ("no_mask", "incorrect"): EventType.MASK_INCORRECT,
+    ("no_mask", "mask"): EventType.MASK_RESTORED,
+    ("incorrect", "mask"): EventType.MASK_RESTORED,
 }
+
+#: decided states that count as a violation (what ``entered_unmasked`` reports)
+UNMASKED_STATES = ("no_mask", "incorrect")
 
 
 _MASK, _NO_MASK, _INCORRECT = (LABELS.index(name) for name in ("mask", "no_mask", "incorrect"))
@@ -44,16 +48,25 @@ class Transition:
     confidence: float
 
     @property
-    def event_type(self) -> str | None:
+    def event_type(self) -> EventType | None:
         return TRANSITION_EVENTS.get((self.before, self.after))
 
 
 @dataclass
 class TrackState:
+    """One person: the mask state decided over their observations, where and when they were last seen
+    (``last_active``: on the watcher's clock that stops while no frames come), and, with an entry line,
+    their side of it (``side``: +1 in, -1 out, 0 not known), whether they came in across it (``inside``)
+    and whether ``entered_unmasked`` was raised for them (``announced``)."""
+
     config: StateConfig
     state: str | None = None
     last_seen: float = 0.0
     last_box: np.ndarray | None = None
+    last_active: float = 0.0
+    side: int = 0
+    inside: bool = False
+    announced: bool = False
     _probs: deque = field(default_factory=deque)
     _weights: deque = field(default_factory=deque)
     _candidate: int | None = None

@@ -219,7 +219,7 @@ def create_app(
         order: Literal["newest", "oldest"] = "newest",
     ) -> dict[str, Any]:
         from ..cli.events import parse_since
-        from ..store import EVENT_TYPES
+        from ..event_types import EVENT_TYPES
 
         for name in types or []:
             if name not in EVENT_TYPES:
@@ -373,9 +373,9 @@ def event_dict_json(out: dict[str, Any]) -> dict[str, Any]:
 
 def _stats(store: Any, hours: int) -> dict[str, Any]:
     """Counts per type, per camera (its source when it has no name) and per clock hour, oldest first,
-    over the current hour and the ``hours - 1`` before it; occupancy and entries per hour (entry lines)."""
-    from ..service.entries import entry_stats
-    from ..store import EVENT_TYPES
+    over the current hour and the ``hours - 1`` before it; occupancy and entries per hour (entry lines).
+    Everything is counted by the database (GROUP BY); no event is loaded."""
+    from ..event_types import EVENT_TYPES
 
     first_hour = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
     by_type = {name: 0 for name in EVENT_TYPES}
@@ -385,7 +385,7 @@ def _stats(store: Any, hours: int) -> dict[str, Any]:
     for type_, camera, hour, n in _db(store.hourly_counts, first_hour):  # aggregated in SQL
         by_type[type_] = by_type.get(type_, 0) + n
         by_camera[camera] += n
-        per_hour[int((hour.replace(tzinfo=timezone.utc) - first_hour).total_seconds() // 3600)] += n
+        per_hour[_hour_index(hour, first_hour)] += n
         total += n
     return {
         "window_hours": hours,
@@ -395,10 +395,36 @@ def _stats(store: Any, hours: int) -> dict[str, Any]:
         "by_camera": dict(by_camera.most_common()),
         "by_hour": [{"hour": (first_hour + timedelta(hours=i)).isoformat(), "count": per_hour.get(i, 0)}
                     for i in range(hours)],
-        # only entry-line crossings are read one by one (occupancy needs their order), at most 100 000
-        **entry_stats(_db(store.query, types=["entered", "left"], since=first_hour, limit=100_000)
-                      if by_type.get("entered") or by_type.get("left") else [], first_hour, hours),
+        **_entry_stats(_db(store.entry_counts, first_hour), first_hour, hours),
     }
+
+
+def _hour_index(hour: datetime, first_hour: datetime) -> int:
+    return int((hour.replace(tzinfo=timezone.utc) - first_hour).total_seconds() // 3600)
+
+
+def _entry_stats(rows: list[tuple[str, datetime, int, int]], first_hour: datetime, hours: int) -> dict[str, Any]:
+    """From ``EventStore.entry_counts`` rows: ``occupancy`` (people inside now, all cameras), ``occupancy_by_camera``
+    and ``entries_per_hour`` (every hour of the window: entered, left, occupancy at its end, and per camera with
+    crossings that hour). Occupancy is entered - left carried hour by hour per camera and never below 0 (someone
+    who entered before the window and leaves in it does not make it negative)."""
+    per: dict[int, dict[str, tuple[int, int]]] = {}
+    for camera, hour, entered, left in rows:
+        i = _hour_index(hour, first_hour)
+        if 0 <= i < hours:
+            e, lf = per.setdefault(i, {}).get(camera, (0, 0))
+            per[i][camera] = (e + entered, lf + left)
+    occupancy: dict[str, int] = {}
+    out = []
+    for i in range(hours):
+        cams = {}
+        for camera, (entered, left) in sorted(per.get(i, {}).items()):
+            occupancy[camera] = max(0, occupancy.get(camera, 0) + entered - left)
+            cams[camera] = {"entered": entered, "left": left, "occupancy": occupancy[camera]}
+        out.append({"hour": (first_hour + timedelta(hours=i)).isoformat(),
+                    "entered": sum(c["entered"] for c in cams.values()), "left": sum(c["left"] for c in cams.values()),
+                    "occupancy": sum(occupancy.values()), "cameras": cams})
+    return {"occupancy": sum(occupancy.values()), "occupancy_by_camera": occupancy, "entries_per_hour": out}
 
 
 def _safe_url(url: str) -> str:

@@ -66,6 +66,7 @@ def camera_main(camera: dict, service: dict, queue: Any, live_until: Any) -> Non
     import cv2
 
     from ..monitor import SnapshotWriter, StateConfig, Watcher, run_watch
+    from ..event_types import EventType
     from ..pipeline import build_pipeline
     from ..store import EventStore
     from ..video import open_source
@@ -101,9 +102,9 @@ def camera_main(camera: dict, service: dict, queue: Any, live_until: Any) -> Non
         with lock:
             health["events"] += 1
             health["progress"] = time.time()
-            if ev.type == "source_lost":
+            if ev.type == EventType.SOURCE_LOST:
                 health["state"] = "lost"
-            elif ev.type == "source_restored":
+            elif ev.type == EventType.SOURCE_RESTORED:
                 health["state"] = "running"
         queue.put(("event", name, pid, ev.to_dict()))
 
@@ -119,7 +120,8 @@ def camera_main(camera: dict, service: dict, queue: Any, live_until: Any) -> Non
     watcher = Watcher(pipeline.detector, pipeline.classifier, source=video.name, camera=name,
                       detect_every=cam.detect_every,
                       state_config=StateConfig(window=cfg.state.window, enter=cfg.state.enter, hold=cfg.state.hold),
-                      snapshots=snapper, sinks=[sink], min_face=max(models.min_face, 1.0), zone=zone)
+                      snapshots=snapper, sinks=[sink], min_face=max(models.min_face, 1.0), zone=zone,
+                      entry=cam.entry)
     window: list[float] = []
     last_live = [0.0]
 

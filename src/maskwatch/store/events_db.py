@@ -13,36 +13,24 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from sqlalchemy import JSON, DateTime, Float, Integer, String, and_, create_engine, event, func, or_, select
+from sqlalchemy import JSON, DateTime, Float, Integer, String, and_, case, create_engine, event, func, or_, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from ..errors import MaskWatchError
+from ..event_types import EventType
 from ..redact import redact
 
 #: the range of a 64-bit signed integer column (ids, track ids); values outside it are refused
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-
-#: every event type the monitor raises
-EVENT_TYPES = (
-    "entered_unmasked",
-    "mask_removed",
-    "mask_incorrect",
-    "mask_restored",
-    "source_lost",
-    "source_restored",
-    "entered",
-    "left",
-)
-
 
 @dataclass
 class Event:
     """One thing worth telling someone about. ``time`` is wall-clock UTC; ``video_time`` is seconds
     from the start of a video file (None for live sources)."""
 
-    type: str
+    type: str  # an EventType (a str); rows of older databases may hold other names
     time: datetime
     source: str
     camera: str | None = None
@@ -61,7 +49,7 @@ class Event:
         """JSON-ready (``time`` as ISO 8601)."""
         return {
             "id": self.id,
-            "type": self.type,
+            "type": str(self.type),
             "time": self.time.isoformat(),
             "video_time": None if self.video_time is None else round(self.video_time, 3),
             "frame": self.frame,
@@ -237,19 +225,34 @@ class EventStore:
         with Session(self.engine) as session:
             return [row.to_event() for row in session.scalars(stmt)]
 
+    def _hour(self) -> Any:
+        if self.engine.dialect.name == "sqlite":
+            return func.strftime("%Y-%m-%dT%H:00:00", EventRow.time)
+        return func.date_trunc("hour", EventRow.time)
+
     def hourly_counts(self, since: datetime) -> list[tuple[str, str, datetime, int]]:
         """(type, camera or source, clock hour as naive UTC, count) for events at/after ``since``,
         counted by the database (GROUP BY): memory and time do not grow with the number of events."""
-        camera = func.coalesce(EventRow.camera, EventRow.source)
-        if self.engine.dialect.name == "sqlite":
-            hour = func.strftime("%Y-%m-%dT%H:00:00", EventRow.time)
-        else:
-            hour = func.date_trunc("hour", EventRow.time)
+        camera, hour = func.coalesce(EventRow.camera, EventRow.source), self._hour()
         stmt = (select(EventRow.type, camera, hour, func.count()).where(EventRow.time >= _naive_utc(since))
                 .group_by(EventRow.type, camera, hour))
         with Session(self.engine) as session:
             rows = session.execute(stmt).all()
-        return [(t, c, h if isinstance(h, datetime) else datetime.fromisoformat(h), int(n)) for t, c, h, n in rows]
+        return [(t, c, _as_hour(h), int(n)) for t, c, h, n in rows]
+
+    def entry_counts(self, since: datetime) -> list[tuple[str, datetime, int, int]]:
+        """(camera or source, clock hour as naive UTC, entered, left) per camera and hour with an entry-line
+        crossing at/after ``since``, oldest hour first; summed by the database (GROUP BY)."""
+        camera, hour = func.coalesce(EventRow.camera, EventRow.source), self._hour()
+        entered = func.sum(case((EventRow.type == EventType.ENTERED.value, 1), else_=0))
+        left = func.sum(case((EventRow.type == EventType.LEFT.value, 1), else_=0))
+        stmt = (select(camera, hour, entered, left)
+                .where(EventRow.time >= _naive_utc(since),
+                       EventRow.type.in_([EventType.ENTERED.value, EventType.LEFT.value]))
+                .group_by(camera, hour).order_by(hour, camera))
+        with Session(self.engine) as session:
+            rows = session.execute(stmt).all()
+        return [(c, _as_hour(h), int(e or 0), int(lf or 0)) for c, h, e, lf in rows]
 
     def get(self, event_id: int) -> Event | None:
         if not INT64_MIN <= event_id <= INT64_MAX:
@@ -276,10 +279,16 @@ class EventStore:
 
 
 def _row_from_event(ev: Event) -> EventRow:
-    return EventRow(type=ev.type, time=_naive_utc(ev.time), video_time=ev.video_time, frame=ev.frame, track_id=ev.track_id,
+    return EventRow(type=str(ev.type), time=_naive_utc(ev.time), video_time=ev.video_time, frame=ev.frame, track_id=ev.track_id,
                     source=redact(ev.source), camera=redact(ev.camera), state_before=ev.state_before, state_after=ev.state_after,
                     confidence=ev.confidence, snapshot=ev.snapshot, box=ev.box,
                     extra=json.loads(json.dumps(ev.extra)) if ev.extra else None)
+
+
+def _as_hour(value: Any) -> datetime:
+    """A GROUP BY hour as the database returns it (SQLite: ISO text; PostgreSQL: a datetime), naive UTC."""
+    when = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    return _naive_utc(when)
 
 
 def _naive_utc(when: datetime) -> datetime:

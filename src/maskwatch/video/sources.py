@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
+from ..event_types import EventType
 from ..images import find_images, read_image
 
 STREAM_PREFIXES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
@@ -34,12 +35,62 @@ class Frame:
 
 @dataclass
 class SourceStatus:
-    """A live source dropped out (``lost``) or came back (``restored``); ``gap_s`` is the outage length."""
+    """A live source dropped out (``source_lost``) or came back (``source_restored``).
 
-    kind: str  # "source_lost" | "source_restored"
+    ``wall_time``: for ``source_lost`` when the gap was noticed (the last frame + the source's
+    ``lost_after_s``), for ``source_restored`` when the steady flow of frames began again; ``gap_s``
+    (restored only) is the real outage: from the last frame before it to that first frame after it."""
+
+    kind: EventType  # SOURCE_LOST or SOURCE_RESTORED
     wall_time: float
     detail: str = ""
     gap_s: float | None = None
+
+
+class OutageMonitor:
+    """Decides, from the times frames arrive, when a live source is lost and when it is back: one
+    ``source_lost`` and one ``source_restored`` per outage however much the camera flaps.
+
+    Lost: no frame for ``lost_after_s`` (whether reads fail, block, or the stream opened and sends
+    nothing); reported at once, dated the last frame + ``lost_after_s``. Restored: after a loss, frames
+    have flowed for ``restore_after_s`` with no pause longer than ``lost_after_s / 2`` (a pause starts
+    the count again, so a camera that sends a few frames and dies again stays lost). A pause shorter
+    than ``lost_after_s`` is no outage and raises nothing. Times are ``time.time()`` seconds.
+    """
+
+    def __init__(self, lost_after_s: float = 2.0, restore_after_s: float = 2.0, started: float | None = None):
+        self.lost_after_s = lost_after_s
+        self.restore_after_s = restore_after_s
+        self.last_frame = time.time() if started is None else started  # or when the source opened
+        self.seen_frame = False
+        self.lost = False
+        self.reason = ""
+        self._lost_from = 0.0
+        self._flow_start: float | None = None
+
+    def frame(self, t: float) -> list[SourceStatus]:
+        """A frame arrived at ``t``; the statuses it completes (a late-noticed loss, a restore)."""
+        out = self.check(t)
+        if self.lost:
+            if self._flow_start is None or t - self.last_frame > self.lost_after_s / 2:
+                self._flow_start = t
+            if t - self._flow_start >= self.restore_after_s:
+                out.append(SourceStatus(EventType.SOURCE_RESTORED, self._flow_start, gap_s=self._flow_start - self._lost_from))
+                self.lost, self._flow_start = False, None
+        if not self.lost:
+            self.reason = ""
+        self.last_frame, self.seen_frame = t, True
+        return out
+
+    def check(self, now: float) -> list[SourceStatus]:
+        """The loss, if ``now`` is ``lost_after_s`` past the last frame and it was not reported yet."""
+        if self.lost or now - self.last_frame <= self.lost_after_s:
+            return []
+        self.lost, self._lost_from, self._flow_start = True, self.last_frame, None
+        what = f"no frames for {self.lost_after_s:g} s" if self.seen_frame else \
+            f"no frame for {self.lost_after_s:g} s since the stream opened"
+        return [SourceStatus(EventType.SOURCE_LOST, self.last_frame + self.lost_after_s,
+                             f"{what} ({self.reason})" if self.reason else what)]
 
 
 SourceItem = Union[Frame, SourceStatus]
@@ -132,7 +183,9 @@ class LiveSource:
 
     The consumer always gets the latest frame (frames it was too slow for are dropped and counted),
     so processing never falls behind real time. When reading fails the reader reconnects with
-    exponential back-off and reports ``source_lost`` / ``source_restored``.
+    exponential back-off (reset once frames flow steadily again); an :class:`OutageMonitor`
+    (``lost_after_s``, ``restore_after_s``) turns the arrival times of frames into one
+    ``source_lost`` / ``source_restored`` pair per outage.
 
     ``opener(spec, timeout_s)`` returns a capture-like object (``isOpened``, ``read``, ``release``);
     tests pass their own.
@@ -142,7 +195,7 @@ class LiveSource:
 
     def __init__(self, spec: str | int, open_timeout_s: float = 10.0, backoff_s: float = 0.5,
                  max_backoff_s: float = 30.0, opener: Callable[[str | int, float], Any] = _open_capture,
-                 name: str | None = None):
+                 name: str | None = None, lost_after_s: float = 2.0, restore_after_s: float = 2.0):
         self.spec = spec
         from ..redact import redact
 
@@ -160,6 +213,7 @@ class LiveSource:
         self._statuses: list[SourceStatus] = []
         self._stop = threading.Event()
         self._capture = self._open_first()
+        self.outage = OutageMonitor(lost_after_s, restore_after_s)
         self._thread = threading.Thread(target=self._read_loop, name="maskwatch-reader", daemon=True)
         self._thread.start()
 
@@ -192,46 +246,54 @@ class LiveSource:
     def _read_loop(self) -> None:
         index = 0
         capture = self._capture
+        delay = self.backoff_s
         while not self._stop.is_set():
             ok, image = capture.read() if capture is not None else (False, None)
             if ok and image is not None:
+                now = time.time()
                 with self._lock:
                     if self._latest is not None:
                         self.dropped += 1
-                    self._latest = Frame(index, image, None, time.time())
+                    self._latest = Frame(index, image, None, now)
+                    self._statuses += self.outage.frame(now)
+                    if not self.outage.lost:
+                        delay = self.backoff_s
                     self._lock.notify_all()
                 index += 1
                 continue
-            # lost: release, report, reconnect with back-off
-            lost_at = time.time()
+            # read failed: release and reconnect with back-off; the outage monitor decides what to report
             if capture is not None:
                 capture.release()
-            self._report(SourceStatus("source_lost", lost_at, "read failed"))
-            delay = self.backoff_s
             capture = None
+            with self._lock:
+                self.outage.reason = "read failed"
             while not self._stop.is_set():
                 if self._stop.wait(delay):
                     break
                 self.reconnects += 1
                 capture = self._open_with_timeout()
-                if capture is not None:
-                    self._report(SourceStatus("source_restored", time.time(), gap_s=time.time() - lost_at))
-                    break
                 delay = min(delay * 2, self.max_backoff_s)
+                if capture is not None:
+                    with self._lock:
+                        self.outage.reason = "reopened, no frames"
+                    break
+                with self._lock:
+                    self.outage.reason = "cannot reconnect"
         if capture is not None:
             capture.release()
 
-    def _report(self, status: SourceStatus) -> None:
-        with self._lock:
-            self._statuses.append(status)
-            self._lock.notify_all()
+    def request_stop(self) -> None:
+        """Ask the iteration to end soon (safe from a signal handler: sets a flag, takes no lock)."""
+        self._stop.set()
 
     def __iter__(self) -> Iterator[SourceItem]:
         try:
             while not self._stop.is_set():
                 with self._lock:
+                    wait = self.outage.last_frame + self.outage.lost_after_s - time.time()
                     self._lock.wait_for(lambda: self._latest is not None or self._statuses or self._stop.is_set(),
-                                        timeout=0.5)
+                                        timeout=min(max(wait, 0.05), 0.5))
+                    self._statuses += self.outage.check(time.time())
                     statuses, self._statuses = self._statuses, []
                     frame, self._latest = self._latest, None
                 yield from statuses
