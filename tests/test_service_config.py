@@ -99,3 +99,27 @@ def test_alerts_errors_name_key_and_line(tmp_path, text, where):
     with pytest.raises(ConfigError) as err:
         load_config(write(tmp_path, "cameras:\n  - {name: a, source: a.mp4}\n" + text))
     assert where in str(err.value), str(err.value)
+
+
+def test_supervisor_gives_a_starting_camera_start_s_not_hang_s():
+    """A camera still loading its models is not killed after hang_s (a busy machine), but is after start_s;
+    once running, hang_s applies again."""
+    import time
+    from types import SimpleNamespace
+
+    from maskwatch.service.config import SupervisorConfig
+    from maskwatch.service.supervisor import is_hung
+
+    sup = SupervisorConfig(hang_s=20, start_s=120)
+    now = time.monotonic()
+    starting = SimpleNamespace(state="starting", health={}, last_message=now - 60)
+    assert not is_hung(starting, now, sup)
+    starting.last_message = now - 121
+    assert is_hung(starting, now, sup)
+    running = SimpleNamespace(state="running", health={"state": "running", "progress": time.time()},
+                              last_message=now - 21)
+    assert is_hung(running, now, sup)
+    running.last_message = now - 1
+    assert not is_hung(running, now, sup)
+    running.health["progress"] = time.time() - 30  # messages flow but no frame for 30 s: a stalled loop
+    assert is_hung(running, now, sup)

@@ -107,6 +107,8 @@ class ServerConfig(_Strict):
 
 class SupervisorConfig(_Strict):
     hang_s: float = Field(20.0, gt=0, description="A camera process silent this long is restarted.")
+    start_s: float = Field(120.0, gt=0, description="A camera process still starting (loading its models, "
+                           "before its first report) this long is restarted; a loaded machine needs more than hang_s.")
     backoff_s: float = Field(1.0, gt=0, description="First restart delay; doubles per crash.")
     backoff_max_s: float = Field(30.0, gt=0)
     health_every_s: float = Field(0.5, gt=0)
@@ -323,6 +325,7 @@ server:
 
 supervisor:
   hang_s: 20                      # a camera silent this long is restarted
+  start_s: 120                    # ... or still loading its models this long (first start on a busy machine)
   backoff_s: 1                    # first restart delay, doubling per crash
   backoff_max_s: 30
 

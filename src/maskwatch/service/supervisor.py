@@ -235,9 +235,7 @@ class Supervisor:
                         continue
                     proc = slot.process
                     if proc is not None and proc.is_alive():
-                        stalled = (slot.health.get("state") == "running"
-                                   and time.time() - slot.health.get("progress", time.time()) > sup.hang_s)
-                        if now - slot.last_message > sup.hang_s or stalled:  # frozen, or its frame loop hangs
+                        if is_hung(slot, now, sup):
                             proc.kill()
                         continue
                     if proc is not None:  # it ended
@@ -254,6 +252,15 @@ class Supervisor:
                     if slot.restart_at is not None and now >= slot.restart_at:
                         slot.restarts += 1
                         self._spawn(slot)
+
+
+def is_hung(slot: Any, now: float, sup: Any) -> bool:
+    """Whether a live camera process is to be killed: silent for ``hang_s`` (``start_s`` while it is still
+    starting: loading models on a busy machine takes longer), or running with a frame loop that stalled."""
+    stalled = (slot.health.get("state") == "running"
+               and time.time() - slot.health.get("progress", time.time()) > sup.hang_s)
+    silent_limit = sup.start_s if slot.state == "starting" else sup.hang_s
+    return now - slot.last_message > silent_limit or stalled
 
 
 def _put_nowait(q: asyncio.Queue, item: Any) -> None:
