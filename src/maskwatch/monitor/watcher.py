@@ -153,7 +153,7 @@ def run_watch(source: Iterable[Any], watcher: Watcher,
     stats = RunStats()
     started = time.perf_counter()
     try:
-        with _StopSignals() as stop:
+        with _StopSignals(getattr(source, "request_stop", None)) as stop:
             for item in source:
                 if stop.requested:
                     raise KeyboardInterrupt
@@ -168,6 +168,7 @@ def run_watch(source: Iterable[Any], watcher: Watcher,
                     on_frame(item, faces, events)
                 if max_frames is not None and stats.frames >= max_frames:
                     break
+            stats.interrupted = stop.requested  # a live source ends its iteration when asked to stop
     except KeyboardInterrupt:
         stats.interrupted = True
     finally:
@@ -181,16 +182,21 @@ def run_watch(source: Iterable[Any], watcher: Watcher,
 
 class _StopSignals:
     """SIGINT and SIGTERM ask the run to stop after the frame in hand, so every sink sees whole frames
-    (the video gets its last frame and its index, the JSON lines match it). A second signal stops at once."""
+    (the video gets its last frame and its index, the JSON lines match it). A second signal stops at once.
+    ``on_stop`` (a live source's ``request_stop``) is told too: a source waiting for a silent camera
+    yields nothing, so the request would not be seen until it came back."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_stop: Callable[[], None] | None = None) -> None:
         self.requested = False
+        self.on_stop = on_stop
         self._previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, _frame: Any) -> None:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
+        if self.on_stop is not None:
+            self.on_stop()
 
     def __enter__(self) -> "_StopSignals":
         if threading.current_thread() is threading.main_thread():
