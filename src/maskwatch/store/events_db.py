@@ -344,6 +344,31 @@ class EventStore:
             rows = session.execute(stmt).all()
         return [(t, c, h if isinstance(h, datetime) else datetime.fromisoformat(h), int(n)) for t, c, h, n in rows]
 
+    def type_hour_counts(self, since: datetime) -> list[tuple[str, datetime, int]]:
+        """(type, clock hour as naive UTC, count) for events at/after ``since``, counted by the database:
+        at most (event types x hours) rows, however many cameras there are."""
+        if self.engine.dialect.name == "sqlite":
+            hour = func.strftime("%Y-%m-%dT%H:00:00", EventRow.time)
+        else:
+            hour = func.date_trunc("hour", EventRow.time)
+        stmt = select(EventRow.type, hour, func.count()).where(EventRow.time >= _naive_utc(since)).group_by(EventRow.type, hour)
+        with Session(self.engine) as session:
+            rows = session.execute(stmt).all()
+        return [(t, h if isinstance(h, datetime) else datetime.fromisoformat(h), int(n)) for t, h, n in rows]
+
+    def camera_counts(self, since: datetime, top: int) -> tuple[list[tuple[str, int]], int, int]:
+        """The ``top`` cameras (their source when unnamed) with the most events at/after ``since``, most
+        first; the events of all the others; how many cameras there are. Counted by the database."""
+        camera = func.coalesce(EventRow.camera, EventRow.source)
+        per_camera = (select(camera.label("camera"), func.count().label("n")).where(EventRow.time >= _naive_utc(since))
+                      .group_by(camera).subquery())
+        with Session(self.engine) as session:
+            best = session.execute(select(per_camera.c.camera, per_camera.c.n)
+                                   .order_by(per_camera.c.n.desc(), per_camera.c.camera).limit(top)).all()
+            cameras, total = session.execute(select(func.count(), func.coalesce(func.sum(per_camera.c.n), 0))).one()
+        listed = [(c, int(n)) for c, n in best]
+        return listed, int(total) - sum(n for _, n in listed), int(cameras)
+
     def get(self, event_id: int) -> Event | None:
         if not INT64_MIN <= event_id <= INT64_MAX:
             return None
