@@ -117,7 +117,11 @@ def test_stats_list_the_busiest_cameras_and_sum_the_rest(fake_client, tmp_path):
 
 
 def test_serve_passes_its_timeouts_and_camera_cap(monkeypatch, tmp_path):
+    import signal
+
     import maskwatch.server as server_pkg
+
+    monkeypatch.setattr(signal, "signal", lambda *a: None)  # serve's SIGTERM handler is not for pytest
 
     seen = {}
     monkeypatch.setattr(server_pkg, "create_app", lambda **kw: seen.update(kw) or object())

@@ -86,6 +86,15 @@ def _watch(source: str, out: Path | None, show: bool, json_out: str | None, stri
         from ..alerts import load_alerts_config
 
         alerts_cfg = load_alerts_config(alerts)  # a bad file fails before the video opens
+    from ._common import writable_dir
+
+    # outputs that cannot be written fail here, in one line, before the models load or the video opens
+    for folder, what in ((out.parent if out else None, "the output video"),
+                         (Path(json_out).parent if json_out and json_out != "-" and not json_out.startswith("/dev/") else None,
+                          "the JSON lines"),
+                         (snapshot_dir or default_snapshot_dir() if snapshots != "none" else None, "snapshots")):
+        if folder is not None:
+            writable_dir(folder, what)
     video = open_source(source, stride=stride, open_timeout_s=open_timeout, fps=fps)  # bad input fails first
     try:
         pipeline = build_pipeline(detector, min_score=min_score, min_face=min_face, threads=threads,
@@ -109,7 +118,12 @@ def _watch(source: str, out: Path | None, show: bool, json_out: str | None, stri
                                  max_files=snapshot_keep or None, max_age_days=snapshot_days or None)
     json_fh = None
     if json_out:
-        json_fh = sys.stdout if json_out == "-" else open(json_out, "w", encoding="utf-8", buffering=1)
+        from ._common import written_file
+
+        try:
+            json_fh = sys.stdout if json_out == "-" else written_file(json_out, open(json_out, "w", encoding="utf-8", buffering=1))
+        except OSError as exc:
+            raise MaskWatchError(f"{json_out}: cannot write ({exc.strerror or exc})") from None
 
     def sink(ev: Any) -> None:
         store.add(ev)

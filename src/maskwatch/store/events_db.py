@@ -147,7 +147,8 @@ def open_engine(url: str | None) -> Engine:
         _Base.metadata.create_all(engine)
         _add_uid_column(engine)
     except (SQLAlchemyError, OSError, ImportError) as exc:
-        raise MaskWatchError(f"cannot open event database {redact(url)}: {exc.__class__.__name__}: {redact(str(exc))}") from None
+        first_line = (str(exc).splitlines() or [""])[0].replace("(sqlite3.OperationalError) ", "")
+        raise MaskWatchError(f"cannot open event database {redact(url)}: {exc.__class__.__name__}: {redact(first_line)}") from None
     return engine
 
 
