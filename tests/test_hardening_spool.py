@@ -243,3 +243,22 @@ def sprites_for_watch(shared_dir):
     from scenes import share_sprites
 
     return share_sprites(shared_dir)
+
+
+def test_spool_write_back_and_camera_counts_on_postgresql(postgres_url, tmp_path, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.orm import Session
+
+    store = EventStore(postgres_url, spool=_spool(tmp_path), retry_interval_s=0)
+    real = Session.commit
+    monkeypatch.setattr(Session, "commit", lambda s: (_ for _ in ()).throw(OperationalError("INSERT", {}, Exception("gone"))))
+    store.add(_ev(0))
+    assert store.spooled == 1
+    monkeypatch.setattr(Session, "commit", real)
+    for i, camera in enumerate(["a", "a", "b", "c"], start=1):
+        ev = _ev(i)
+        ev.camera = camera
+        store.add(ev)
+    assert [e.track_id for e in store.query()] == [0, 1, 2, 3, 4] and store.unsaved == 0
+    assert store.camera_counts(datetime(2025, 1, 1, tzinfo=timezone.utc), 2) == ([("a", 2), ("b", 1)], 2, 4)
+    store.close()

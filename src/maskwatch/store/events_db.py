@@ -363,10 +363,15 @@ class EventStore:
         camera = func.coalesce(EventRow.camera, EventRow.source)
         per_camera = (select(camera.label("camera"), func.count().label("n")).where(EventRow.time >= _naive_utc(since))
                       .group_by(camera).subquery())
+        # one pass: the window functions count the cameras and sum the events before LIMIT cuts the list
+        stmt = (select(per_camera.c.camera, per_camera.c.n, func.count().over(), func.sum(per_camera.c.n).over())
+                .order_by(per_camera.c.n.desc(), per_camera.c.camera).limit(top))
         with Session(self.engine) as session:
-            best = session.execute(select(per_camera.c.camera, per_camera.c.n)
-                                   .order_by(per_camera.c.n.desc(), per_camera.c.camera).limit(top)).all()
-            cameras, total = session.execute(select(func.count(), func.coalesce(func.sum(per_camera.c.n), 0))).one()
+            rows = session.execute(stmt).all()
+        if not rows:
+            return [], 0, 0
+        best = [(c, n) for c, n, _, _ in rows]
+        cameras, total = rows[0][2], rows[0][3]
         listed = [(c, int(n)) for c, n in best]
         return listed, int(total) - sum(n for _, n in listed), int(cameras)
 
