@@ -236,10 +236,7 @@ class EventStore:
             spooled = [_event_from_record(r) for r in records]
             earlier = sorted(spooled + waiting, key=lambda e: _naive_utc(e.time))  # stable: spool order kept
             self._commit(earlier, new)
-            mine = sum(1 for r in records if r.get("run") == self._run)
-            self.spooled -= mine
-            self.replayed_earlier += len(records) - mine
-            self.stored += mine
+            self.replayed_earlier += sum(1 for r in records if r.get("run") != self._run)
             done.append(len(earlier))
 
         if self.spool is not None:
@@ -247,7 +244,10 @@ class EventStore:
         if not done:
             commit([])
         self.pending.clear()
-        self.stored += len(waiting) + len(new)
+        # the spool is empty now: this store's spooled events are in (written here, or by another
+        # process sharing the database and its spool)
+        self.stored += len(waiting) + len(new) + self.spooled
+        self.spooled = 0
         if self._failing:
             self._failing = False
             self._interval = self.retry_interval_s
