@@ -71,6 +71,16 @@ def synthetic_masks(img: np.ndarray, lm: np.ndarray) -> dict[str, np.ndarray]:
             "incorrect": synth.put_mask(img, pose, "nose", "surgical", np.random.default_rng(2)).image}
 
 
+def share_sprites(shared_dir: Path, count: int = 2) -> list:
+    """``count`` face photos from the data share that CenterFace (320 px) detects, for a scene."""
+    from maskwatch.detectors import create_detector
+
+    found = find_sprites(shared_dir / "data" / "chandrikadeb7-faces" / "without_mask",
+                         create_detector("centerface", threads=1, input_size=320), count)
+    assert len(found) == count, f"needs {count} photos CenterFace detects"
+    return found
+
+
 def find_sprites(folder: Path, detector, count: int, height: int = FACE_HEIGHT,
                  masker: Callable[[np.ndarray, np.ndarray], dict[str, np.ndarray]] = painted_masks,
                  candidates: list[Path] | None = None) -> list[FaceSprite]:

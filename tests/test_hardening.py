@@ -282,7 +282,7 @@ def _ev(i):
 
 
 def test_failed_writes_are_kept_reported_and_written_later(tmp_path, monkeypatch, capsys):
-    store = EventStore(str(tmp_path / "e.db"), retry_wait_s=0)
+    store = EventStore(str(tmp_path / "e.db"), retry_wait_s=0, retry_interval_s=0, spool=None)
     faults = _FailingCommits(monkeypatch)
     assert not store.add(_ev(1)) and not store.add(_ev(2))
     assert store.unsaved == 2 and "cannot store events" in capsys.readouterr().err  # said at once, loudly
@@ -293,13 +293,13 @@ def test_failed_writes_are_kept_reported_and_written_later(tmp_path, monkeypatch
 
 
 def test_pending_events_are_bounded_and_counted_when_the_disk_stays_full(tmp_path, monkeypatch, capsys):
-    store = EventStore(str(tmp_path / "e.db"), max_pending=3, close_retries=2, retry_wait_s=0)
+    store = EventStore(str(tmp_path / "e.db"), max_pending=3, close_retries=2, retry_wait_s=0, spool=None)
     _FailingCommits(monkeypatch)
     for i in range(5):
         store.add(_ev(i))
     assert len(store.pending) == 3 and store.lost == 2
     store.close()
-    assert store.unsaved == 5 and "5 events not stored" in capsys.readouterr().err
+    assert store.unsaved == 5 and store.lost == 5 and "5 events lost" in capsys.readouterr().err
 
 
 def test_watch_exit_status_says_events_were_not_stored(tmp_path, monkeypatch):
@@ -309,10 +309,10 @@ def test_watch_exit_status_says_events_were_not_stored(tmp_path, monkeypatch):
     frames.mkdir()
     for i in range(2):
         Image.new("RGB", (64, 48)).save(frames / f"{i}.png")
-    monkeypatch.setattr(EventStore, "unsaved", property(lambda self: 4))
+    monkeypatch.setattr(EventStore, "unsaved", property(lambda self: 4))  # spooled, none lost: exit 4
     out = CliRunner().invoke(cli_app, ["watch", str(frames), "--db", str(tmp_path / "e.db"), "--snapshots", "none"])
-    assert out.exit_code == 3, out.output
-    assert "4 events not stored" in out.output
+    assert out.exit_code == 4, out.output
+    assert "4 events not stored" in out.output and "spooled" in out.output
 
 
 def test_openapi_declares_the_detect_body_errors_and_jpeg_and_405_has_allow(fake_client):

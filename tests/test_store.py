@@ -73,7 +73,7 @@ def test_store_round_trip_on_postgresql(postgres_url):
 
 
 def test_failed_write_is_kept_and_written_later(tmp_path):
-    store = EventStore(f"sqlite:///{tmp_path / 'e.db'}")
+    store = EventStore(f"sqlite:///{tmp_path / 'e.db'}", spool=None, retry_interval_s=0)  # memory only (spool: test_hardening)
     original = store.engine
     from sqlalchemy import create_engine
 

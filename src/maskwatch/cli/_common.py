@@ -33,6 +33,82 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(130) from None
 
 
+def writable_dir(path, what: str = "output"):
+    """Fail in one line, before any work, when ``path`` (a folder, made if missing) cannot take a new
+    file: read-only filesystem, no permission, a file in the way, no space or no inodes left."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    folder = Path(path).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".maskwatch-write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise fail(f"{folder}: cannot write {what} ({exc.strerror or exc})", 1) from None
+    return folder
+
+
+#: errors of writing (not reading): a full disk, quota, file size limit, read-only filesystem, I/O error
+WRITE_ERRNOS = ("ENOSPC", "EDQUOT", "EFBIG", "EROFS", "EIO")
+
+
+@contextlib.contextmanager
+def output_errors(path, what: str = "output") -> Iterator[None]:
+    """A write under ``path`` that fails (full disk, read-only) ends the command with one line naming the
+    file (``path`` when the error does not say which), exit status 1, not a traceback nor a bare strerror."""
+    import errno
+
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in {getattr(errno, name) for name in WRITE_ERRNOS if hasattr(errno, name)}:
+            raise
+        raise fail(f"{exc.filename or path}: cannot write {what} ({exc.strerror or exc})", 1) from None
+
+
+def written_file(path, handle):
+    """``handle`` (a file opened for ``path``) whose failing write or close (a full disk, /dev/full)
+    ends the command with one line naming ``path``, not the bare "No space left on device"."""
+    return _NamedWrites(path, handle)
+
+
+class _NamedWrites:
+    def __init__(self, path, handle):
+        self.path, self.handle = path, handle
+        self.failed = False
+
+    def _failed(self, exc: OSError) -> "typer.Exit":
+        if self.failed:  # said once: the close after a failed write fails again
+            return typer.Exit(1)
+        self.failed = True
+        return fail(f"{self.path}: cannot write ({exc.strerror or exc})", 1)
+
+    def write(self, text: str) -> int:
+        try:
+            return self.handle.write(text)
+        except OSError as exc:
+            raise self._failed(exc) from None
+
+    def flush(self) -> None:
+        try:
+            self.handle.flush()
+        except OSError as exc:
+            raise self._failed(exc) from None
+
+    def close(self) -> None:
+        try:
+            self.handle.close()
+        except OSError as exc:
+            if not self.failed:
+                raise self._failed(exc) from None
+
+    def __getattr__(self, name: str):
+        return getattr(self.handle, name)
+
+
 def warn(message: str) -> None:
     from rich.markup import escape
 
@@ -62,8 +138,14 @@ def jsonl_output(path) -> Iterator:
         handle = open(path, "w", buffering=1)
     except OSError as exc:
         raise fail(f"{path}: cannot write ({exc.strerror or exc})") from None
-    with handle:
-        yield handle
+    named = written_file(path, handle)
+    try:
+        yield named
+    except BaseException:
+        with contextlib.suppress(OSError):
+            handle.close()
+        raise
+    named.close()
 
 
 def batch_progress(total: int, label: str, quiet: bool = False):

@@ -10,6 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ._common import output_errors, writable_dir
+
 from ..errors import MaskWatchError
 
 eval_app = typer.Typer(help="Measure detection and classification quality on an annotated dataset.",
@@ -130,9 +132,12 @@ def detect_command(
     limit: Optional[int] = typer.Option(None, "--limit", help="Evaluate only the first N images."),
 ) -> None:
     """Face detection and mask-state detection metrics (TP/FP at IoU .3/.5, AP, mAP) on an annotated dataset."""
+    if report_dir is not None:
+        writable_dir(report_dir, "the report")  # before the evaluation, not after it
     try:
-        _detect(dataset_path, detector, detector_model, predictions, split_file, min_score, operating_score,
-                threads, label_map, dataset_format, no_classifier, classifier_model, report_dir, limit, fusion)
+        with _report_errors(report_dir):  # plots and report written as the evaluation goes
+            _detect(dataset_path, detector, detector_model, predictions, split_file, min_score, operating_score,
+                    threads, label_map, dataset_format, no_classifier, classifier_model, report_dir, limit, fusion)
     except (MaskWatchError, ValueError) as exc:
         _fail(exc)
 
@@ -278,6 +283,12 @@ def _detection_plots(report_dir: Path, name: str, evaluation) -> dict[str, str]:
     return plots
 
 
+def _report_errors(report_dir: Path | None):
+    import contextlib
+
+    return output_errors(report_dir, "the report") if report_dir is not None else contextlib.nullcontext()
+
+
 def _write(report_dir: Path, report: dict, kind: str) -> None:
     from ..evaluate.report import (
         classification_markdown,
@@ -314,8 +325,11 @@ def classify_command(
     limit: Optional[int] = typer.Option(None, "--limit", help="Evaluate only the first N images."),
 ) -> None:
     """Classifier accuracy, per-class precision/recall/F1, confusion matrix and calibration on face crops."""
+    if report_dir is not None:
+        writable_dir(report_dir, "the report")
     try:
-        _classify(dataset_path, model, split_file, label_map, dataset_format, threads, report_dir, limit)
+        with _report_errors(report_dir):
+            _classify(dataset_path, model, split_file, label_map, dataset_format, threads, report_dir, limit)
     except (MaskWatchError, ValueError) as exc:
         _fail(exc)
 
@@ -468,10 +482,11 @@ def split_command(
         dataset = load_any_dataset(dataset_path, dataset_format, parse_label_map(label_map))
         _warn_problems(dataset.report, f"{dataset_path}: ")
         splits = dataset_splits(dataset, seed)
-        out_dir.mkdir(parents=True, exist_ok=True)
+        writable_dir(out_dir, "the split lists")
         faces = {img.key: len(img.boxes) for img in dataset.images}
         for name, stems in splits.items():
-            (out_dir / f"{name}.txt").write_text("".join(f"{s}\n" for s in stems))
+            with output_errors(out_dir / f"{name}.txt", "the split list"):
+                (out_dir / f"{name}.txt").write_text("".join(f"{s}\n" for s in stems))
             out.print(f"{name}: {len(stems)} images, {sum(faces[s] for s in stems)} faces -> {out_dir / (name + '.txt')}",
                       markup=False, highlight=False, soft_wrap=True)
     except (MaskWatchError, ValueError, OSError) as exc:

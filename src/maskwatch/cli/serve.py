@@ -32,6 +32,14 @@ def serve(
     max_pixels: int = typer.Option(64_000_000, "--max-pixels", min=1, help="Refuse images larger than this many pixels."),
     max_pending: int = typer.Option(16, "--max-pending", min=1,
                                     help="Photos in progress or waiting before /v1/detect answers 503 busy."),
+    detect_timeout: float = typer.Option(30.0, "--detect-timeout", min=0.1,
+                                         help="One photo not answered within this many seconds: 503 'detection timed out'."),
+    header_timeout: float = typer.Option(10.0, "--header-timeout", min=0.1, help="Close a connection whose request "
+                                         "line and headers are not complete this many seconds after its first byte."),
+    body_timeout: float = typer.Option(60.0, "--body-timeout", min=0.1,
+                                       help="Close a connection whose request body is not complete this many seconds after its headers."),
+    stats_cameras: int = typer.Option(20, "--stats-cameras", min=1, help="/v1/stats lists at most this many "
+                                      "cameras (most events first); the rest are summed in by_camera_other."),
     api_key: Optional[str] = typer.Option(None, "--api-key", envvar="MASKWATCH_API_KEY",
                                           help="Require this key in the X-API-Key header of every /v1 endpoint but /v1/health ($MASKWATCH_API_KEY)."),
     allowed_host: Optional[list[str]] = typer.Option(None, "--allowed-host", help="Host header value to answer "
@@ -75,7 +83,8 @@ def serve(
     with user_errors():
         app = create_app(db=db, snapshot_dir=snapshot_dir, detector=detector, min_score=min_score, threads=threads,
                          max_upload_bytes=int(max_upload_mb * 2**20), max_pixels=max_pixels, api_key=api_key,
-                         max_pending=max_pending, hosts=[host, *(allowed_host or [])], service=supervisor)
+                         max_pending=max_pending, hosts=[host, *(allowed_host or [])], service=supervisor,
+                         detect_timeout_s=detect_timeout, stats_cameras=stats_cameras)
     alerts = None
     if supervisor is not None and venue.alerts is not None and venue.alerts.enabled:
         from ..service.alerts import VenueAlerts, public_base_url
@@ -84,13 +93,15 @@ def serve(
             alerts = VenueAlerts(venue.alerts, venue.store, public_base_url(host, port, venue.server.public_url))
         app.state.alert_dispatcher = alerts.dispatcher
     err_console.print(f"dashboard: http://{host}:{port}/   API docs: http://{host}:{port}/docs", highlight=False)
-    from ..server.limits import UVICORN_LIMITS
+    from ..server.limits import UVICORN_LIMITS, slow_client_protocol
+
+    limits = dict(UVICORN_LIMITS, http=slow_client_protocol(header_timeout, body_timeout))
 
     # uvicorn shuts down gracefully on SIGTERM, then raises the signal again once it has restored the
     # previous handler: a no-op handler here lets `serve` stop its cameras and exit 0 instead of dying.
     signal.signal(signal.SIGTERM, lambda *_: None)
     if supervisor is None:
-        uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5, **UVICORN_LIMITS)
+        uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5, **limits)
         return
     supervisor.start()
     if alerts is not None:
@@ -104,7 +115,7 @@ def serve(
             super().handle_exit(sig, frame)
 
     server = _Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=3,
-                                    **UVICORN_LIMITS))
+                                    **limits))
     try:
         server.run()
     except KeyboardInterrupt:

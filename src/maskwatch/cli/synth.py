@@ -35,6 +35,11 @@ def synth(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     err = Console(stderr=True)
+    from ._common import writable_dir
+
+    writable_dir(out, "the synthesised images")  # before the detector loads
+    if preview is not None:
+        writable_dir(preview.parent, "the preview")
     try:
         from ..detectors.centerface import CenterFaceDetector
         from ..synth import STYLES, WEAR_MODES, MaskSynthesizer, parse_weights, synthesize_folder

@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from ._common import fail, need_extra, user_errors, warn
+from ._common import fail, need_extra, output_errors, user_errors, warn, writable_dir
 
 
 def info(line: str) -> None:
@@ -79,6 +79,8 @@ def train_command(
     if not sources:
         raise fail("give at least one dataset with --voc, --folders or --synth")
     mapping = _checked_run_dir_and_label_map(out, resume, overwrite, label_map)
+    writable_dir(out, "the training run")  # before the data loads and the crops are cut
+    writable_dir(cache or cache_dir().parent / "crops", "the crop cache")
     fixes: dict[str, str] = {}
     with user_errors():
         for file in relabel:
@@ -86,7 +88,7 @@ def train_command(
     config = TrainConfig(arch=arch, epochs=epochs, batch_size=batch_size, lr=lr, samples_per_epoch=samples_per_epoch,
                          patience=patience, freeze_backbone_epochs=freeze_backbone_epochs, lowres=lowres, seed=seed, split_seed=split_seed,
                          threads=threads, device=device)
-    with user_errors():
+    with user_errors(), output_errors(out, "the training run"):
         metrics = run_training(sources, out, config, resume=resume, cache=cache or cache_dir().parent / "crops",
                                label_map=mapping, synth_share=synth_share, log=warn,
                                relabels=fixes)

@@ -28,6 +28,11 @@ def watch(
                                      help="Run detector+classifier on every Nth processed frame; track in between."),
     db: Optional[str] = typer.Option(None, "--db", help="Event store: SQLAlchemy URL or SQLite file "
                                      "(default: $MASKWATCH_DB or events.db in the user data directory)."),
+    spool: Optional[Path] = typer.Option(None, "--spool", help="Where events go while the database cannot take them: a "
+                                         ".jsonl file or a folder (default: $MASKWATCH_SPOOL or spool/ in the user data "
+                                         "directory; best on another disk than the database)."),
+    spool_max_mb: float = typer.Option(64.0, "--spool-max-mb", min=0.01, help="Spool at most this many MiB."),
+    spool_max_events: int = typer.Option(100_000, "--spool-max-events", min=1, help="Spool at most this many events."),
     webhook: Optional[str] = typer.Option(None, "--webhook", help="POST each event as JSON to this URL (with retries)."),
     alerts: Optional[Path] = typer.Option(None, "--alerts", help="Alert rules and channels (YAML, docs/alerts.md): "
                                           "webhook with HMAC signature, MQTT, e-mail."),
@@ -68,14 +73,14 @@ def watch(
 
 
 def _watch(source: str, out: Path | None, show: bool, json_out: str | None, stride: int, detect_every: int,
-           db: str | None, webhook: str | None, alerts: Path | None, snapshots: str, snapshot_dir: Path | None, snapshot_keep: int,
+           db: str | None, spool: Path | None, spool_max_mb: float, spool_max_events: int, webhook: str | None, alerts: Path | None, snapshots: str, snapshot_dir: Path | None, snapshot_keep: int,
            snapshot_days: float, camera_name: str | None, zone: str | None, entry: str | None, refind: float, detector: str, min_score: float | None, min_face: float,
            classifier_model: Path | None, input_size: int | None, threads: int | None, window: int, hold: int, enter: float,
            open_timeout: float, fps: float, max_frames: int | None) -> None:
     from ..detectors import Preferred
     from ..monitor import SNAPSHOT_MODES, SnapshotWriter, StateConfig, Watcher, default_snapshot_dir, parse_entry, run_watch
     from ..pipeline import build_pipeline
-    from ..store import EventStore, WebhookNotifier
+    from ..store import EventStore, SpoolConfig, WebhookNotifier
     from ..video import VideoWriter, open_source
 
     if snapshots not in SNAPSHOT_MODES:
@@ -90,12 +95,22 @@ def _watch(source: str, out: Path | None, show: bool, json_out: str | None, stri
         from ..alerts import load_alerts_config
 
         alerts_cfg = load_alerts_config(alerts)  # a bad file fails before the video opens
+    from ._common import writable_dir
+
+    # outputs that cannot be written fail here, in one line, before the models load or the video opens
+    for folder, what in ((out.parent if out else None, "the output video"),
+                         (Path(json_out).parent if json_out and json_out != "-" and not json_out.startswith("/dev/") else None,
+                          "the JSON lines"),
+                         (snapshot_dir or default_snapshot_dir() if snapshots != "none" else None, "snapshots")):
+        if folder is not None:
+            writable_dir(folder, what)
     video = open_source(source, stride=stride, open_timeout_s=open_timeout, fps=fps)  # bad input fails first
     try:
         pipeline = build_pipeline(detector, min_score=min_score, min_face=min_face, threads=threads,
                                   classifier_model=None if classifier_model is None else str(classifier_model),
                                   input_size=Preferred(640) if input_size is None else input_size)
-        store = EventStore(db)
+        store = EventStore(db, spool=SpoolConfig(path=spool, max_bytes=max(int(spool_max_mb * 2**20), 1024),
+                                                 max_events=spool_max_events))
     except BaseException:
         video.close()
         raise
@@ -112,7 +127,12 @@ def _watch(source: str, out: Path | None, show: bool, json_out: str | None, stri
                                  max_files=snapshot_keep or None, max_age_days=snapshot_days or None)
     json_fh = None
     if json_out:
-        json_fh = sys.stdout if json_out == "-" else open(json_out, "w", encoding="utf-8", buffering=1)
+        from ._common import written_file
+
+        try:
+            json_fh = sys.stdout if json_out == "-" else written_file(json_out, open(json_out, "w", encoding="utf-8", buffering=1))
+        except OSError as exc:
+            raise MaskWatchError(f"{json_out}: cannot write ({exc.strerror or exc})") from None
 
     def sink(ev: Any) -> None:
         store.add(ev)
@@ -166,11 +186,17 @@ def _watch(source: str, out: Path | None, show: bool, json_out: str | None, stri
     stages = ", ".join(f"{k} {v / max(stats.frames, 1):.1f}" for k, v in stats.stage_ms.items())
     skipped = f", snapshots skipped {snapper.skipped}" if snapper is not None and snapper.skipped else ""
     dropped = f", frames dropped {video.dropped}" if video.live else ""
+    kept = (f" ({store.stored} stored, {store.spooled} spooled in {store.spool.path if store.spool else '-'}, "
+            f"{store.lost} lost)" if store.unsaved else "")
     typer.echo(f"{'interrupted: ' if stats.interrupted else ''}{stats.frames} frames, {stats.fps:.1f} FPS, "
-               f"{stats.events} events -> {store.shown_url}{skipped}{dropped}; ms/frame: {stages}", err=True)
-    if store.unsaved:
-        typer.echo(f"error: {store.unsaved} events not stored in {store.shown_url} ({store.last_error})", err=True)
+               f"{stats.events} events{kept} -> {store.shown_url}{skipped}{dropped}; ms/frame: {stages}", err=True)
+    if store.lost:
+        typer.echo(f"error: {store.lost} events lost: not stored in {store.shown_url} ({store.last_error})", err=True)
         raise typer.Exit(3)
+    if store.unsaved:
+        typer.echo(f"error: {store.unsaved} events not stored in {store.shown_url} yet ({store.last_error}); "
+                   f"spooled: they are written when the database is next opened", err=True)
+        raise typer.Exit(4)
 
 
 def _draw_zone_and_line(image: Any, polygon: Any, line: Any) -> None:

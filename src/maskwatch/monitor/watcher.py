@@ -266,7 +266,9 @@ def run_watch(source: Iterable[Any], watcher: Watcher,
 
 class _StopSignals:
     """SIGINT and SIGTERM ask the run to stop after the frame in hand, so every sink sees whole frames
-    (the video gets its last frame and its index, the JSON lines match it). A second signal stops at once."""
+    (the video gets its last frame and its index, the JSON lines match it). A second signal stops at once.
+    ``on_stop`` (a live source's ``request_stop``) is told too: a source waiting for a silent camera
+    yields nothing, so the request would not be seen until it came back."""
 
     def __init__(self, on_stop: Callable[[], None] | None = None) -> None:
         self.requested = False

@@ -60,6 +60,7 @@ def create_app(
     max_pending: int = 16,
     hosts: list[str] | None = None,
     detect_timeout_s: float = 30.0,
+    stats_cameras: int = 20,
     service: Any = None,
 ) -> FastAPI:
     """Build the application. The pipeline (``build_pipeline(detector, min_score, threads)`` unless
@@ -75,6 +76,8 @@ def create_app(
     localhost / 127.0.0.1 (``["*"]``: any); others get 400.
     ``detect_timeout_s``: one photo not answered within this is 503 "detection timed out" (its
     slot stays taken until the work really ends, so a pathological image cannot pile up threads).
+    ``stats_cameras``: /v1/stats lists the cameras with the most events, at most this many; the rest
+    are summed in ``by_camera_other`` (``cameras`` says how many there are).
     """
     from ..registry import sha256_of
     from ..store import EventStore
@@ -258,7 +261,7 @@ def create_app(
 
     @app.get("/v1/stats", dependencies=guarded)
     def stats(hours: int = Query(24, ge=1, le=24 * 31, description="The current clock hour and the N - 1 before it.")) -> dict[str, Any]:
-        return _stats(store, hours)
+        return _stats(store, hours, stats_cameras)
 
     if service is not None:  # the venue service (serve --config): cameras, live view, pushed events
         from .cameras import camera_router
@@ -371,28 +374,30 @@ def event_dict_json(out: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _stats(store: Any, hours: int) -> dict[str, Any]:
-    """Counts per type, per camera (its source when it has no name) and per clock hour, oldest first,
-    over the current hour and the ``hours - 1`` before it; occupancy and entries per hour (entry lines).
+def _stats(store: Any, hours: int, top_cameras: int = 20) -> dict[str, Any]:
+    """Counts per type, per camera (its source when it has no name; the ``top_cameras`` with the most
+    events, the rest summed in ``by_camera_other``) and per clock hour, oldest first, over the current
+    hour and the ``hours - 1`` before it; occupancy and entries per hour (entry lines).
     Everything is counted by the database (GROUP BY); no event is loaded."""
     from ..event_types import EVENT_TYPES
 
     first_hour = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
     by_type = {name: 0 for name in EVENT_TYPES}
-    by_camera: Counter = Counter()
     per_hour: Counter = Counter()
     total = 0
-    for type_, camera, hour, n in _db(store.hourly_counts, first_hour):  # aggregated in SQL
+    for type_, hour, n in _db(store.type_hour_counts, first_hour):  # aggregated in SQL
         by_type[type_] = by_type.get(type_, 0) + n
-        by_camera[camera] += n
         per_hour[_hour_index(hour, first_hour)] += n
         total += n
+    by_camera, other, cameras = _db(store.camera_counts, first_hour, top_cameras)
     return {
         "window_hours": hours,
         "since": first_hour.isoformat(),
         "total": total,
         "by_type": by_type,
-        "by_camera": dict(by_camera.most_common()),
+        "by_camera": dict(by_camera),
+        "by_camera_other": other,
+        "cameras": cameras,
         "by_hour": [{"hour": (first_hour + timedelta(hours=i)).isoformat(), "count": per_hour.get(i, 0)}
                     for i in range(hours)],
         **_entry_stats(_db(store.entry_counts, first_hour), first_hour, hours),

@@ -55,3 +55,64 @@ class HostCheck:
                 await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)
+
+
+#: defaults of ``serve --header-timeout`` / ``--body-timeout`` (seconds)
+DEFAULT_HEADER_TIMEOUT_S = 10.0
+DEFAULT_BODY_TIMEOUT_S = 60.0
+
+
+def slow_client_protocol(header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S,
+                         body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S) -> type:
+    """uvicorn's h11 protocol with two clocks uvicorn lacks (pass it as ``uvicorn.run(http=...)``):
+    a request's line and headers must arrive within ``header_timeout_s`` of its first byte (of the
+    connection, for the first request), its body within ``body_timeout_s`` after them; otherwise the
+    connection is closed. A client trickling one byte every few seconds, or stopping half-way, holds
+    a connection at most that long."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class SlowClientGuard(H11Protocol):
+        timeouts = (header_timeout_s, body_timeout_s)
+
+        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._guard: Any = None
+            self._guarding: Any = None
+            self._arm(h11.IDLE)
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            self._arm(self.conn.their_state)
+
+        def _arm(self, state: Any) -> None:
+            """One clock per part of the request: the head while IDLE, the body while SEND_BODY."""
+            if state is self._guarding:
+                return
+            self._disarm()
+            if state is h11.IDLE or state is h11.SEND_BODY:
+                seconds = self.timeouts[0 if state is h11.IDLE else 1]
+                self._guard, self._guarding = self.loop.call_later(seconds, self._too_slow), state
+
+        def _disarm(self) -> None:
+            if self._guard is not None:
+                self._guard.cancel()
+            self._guard = self._guarding = None
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._disarm()  # the keep-alive timeout covers the idle time until the next request's first byte
+
+        def _too_slow(self) -> None:
+            self._guard = None
+            if not self.transport.is_closing():
+                self.logger.info("%s: request not complete within %g s: connection closed",
+                                 "%s:%d" % tuple(self.client[:2]) if self.client else "client",
+                                 self.timeouts[0 if self._guarding is h11.IDLE else 1])
+                self.transport.close()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+    return SlowClientGuard

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+import time
+import uuid
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
@@ -21,6 +23,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from ..errors import MaskWatchError
 from ..event_types import EventType
 from ..redact import redact
+from .spool import Spool, SpoolConfig, spool_path
 
 #: the range of a 64-bit signed integer column (ids, track ids); values outside it are refused
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -44,6 +47,8 @@ class Event:
     box: list[float] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     id: int | None = None
+    #: a unique key given when the event is first stored: a spooled event is never written twice
+    uid: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (``time`` as ISO 8601)."""
@@ -86,13 +91,14 @@ class EventRow(_Base):
     snapshot: Mapped[str | None] = mapped_column(String(1024), nullable=True)
     box: Mapped[list | None] = mapped_column(JSON, nullable=True)
     extra: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    uid: Mapped[str | None] = mapped_column(String(32), nullable=True, unique=True, index=True)
 
     def to_event(self) -> Event:
         when = self.time if self.time.tzinfo else self.time.replace(tzinfo=timezone.utc)
         return Event(type=self.type, time=when, source=self.source, camera=self.camera, track_id=self.track_id,
                      frame=self.frame, video_time=self.video_time, state_before=self.state_before,
                      state_after=self.state_after, confidence=self.confidence, snapshot=self.snapshot,
-                     box=self.box, extra=self.extra or {}, id=self.id)
+                     box=self.box, extra=self.extra or {}, id=self.id, uid=self.uid)
 
 
 def default_db_url() -> str:
@@ -127,38 +133,68 @@ def open_engine(url: str | None) -> Engine:
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)
         _Base.metadata.create_all(engine)
+        _add_uid_column(engine)
     except (SQLAlchemyError, OSError, ImportError) as exc:
-        raise MaskWatchError(f"cannot open event database {redact(url)}: {exc.__class__.__name__}: {redact(str(exc))}") from None
+        first_line = (str(exc).splitlines() or [""])[0].replace("(sqlite3.OperationalError) ", "")
+        raise MaskWatchError(f"cannot open event database {redact(url)}: {exc.__class__.__name__}: {redact(first_line)}") from None
     return engine
+
+
+def _add_uid_column(engine: Engine) -> None:
+    """Databases made before the spool lack ``events.uid``: add it (nullable, unique) once."""
+    from sqlalchemy import inspect, text
+
+    if "uid" in {c["name"] for c in inspect(engine).get_columns("events")}:
+        return
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE events ADD COLUMN uid VARCHAR(32)"))
+        conn.execute(text("CREATE UNIQUE INDEX ix_events_uid ON events (uid)"))
 
 
 class EventStore:
     """Append events (one commit each) and query them.
 
-    A failed write (disk full, database gone) does not stop the monitor: the event is kept in memory
-    (at most ``max_pending``; beyond that the oldest are dropped and counted in ``lost``) and written
-    with the next successful commit; ``close`` retries the rest ``close_retries`` times. Each failure
-    streak is reported on stderr at once; ``failed_writes`` counts the failures and ``unsaved``
-    says how many events are not in the database (what ``watch``'s exit status 3 reports).
+    A failed write (disk full, database gone) does not stop the monitor. The event goes to the on-disk
+    spool (:mod:`.spool`: JSON lines, bounded by ``spool.max_bytes`` / ``spool.max_events``); when the
+    spool cannot take it either, it is kept in memory (at most ``max_pending``; beyond that the oldest
+    are dropped and counted in ``lost``). While failing, the database is tried again with new events
+    (after ``retry_interval_s``, doubling up to 30 s); the first write that works first writes back the
+    spool and the memory queue, in event time order, skipping events (by ``uid``) it already holds.
+    A spool left by an earlier run is written back when the store opens. ``close`` retries
+    ``close_retries`` times and moves what is still in memory to the spool. The first failure and the
+    recovery are reported on stderr; ``stored`` / ``spooled`` / ``lost`` count this store's events
+    (what ``watch``'s summary and exit status report).
     """
 
     def __init__(self, url: str | None = None, max_pending: int = 10_000, close_retries: int = 3,
-                 retry_wait_s: float = 0.5):
+                 retry_wait_s: float = 0.5, spool: SpoolConfig | None = SpoolConfig(),
+                 retry_interval_s: float = 1.0):
         self.url = as_db_url(url)
         self.engine = open_engine(self.url)
         self.pending: list[Event] = []
         self.failed_writes = 0
         self.lost = 0
+        self.stored = 0
+        self.spooled = 0
+        self.replayed_earlier = 0
         self.max_pending = max_pending
         self.close_retries = close_retries
         self.retry_wait_s = retry_wait_s
+        self.retry_interval_s = retry_interval_s
         self.last_error: str | None = None
         self._failing = False
+        self._next_try = 0.0
+        self._interval = retry_interval_s
+        self._run = uuid.uuid4().hex[:12]
+        self.spool = (Spool(spool_path(self.url, spool.path), spool.max_bytes, spool.max_events)
+                      if spool is not None else None)
+        if self.spool is not None and self.spool.count:
+            self._write_back(at_start=True)
 
     @property
     def unsaved(self) -> int:
-        """Events raised but not in the database: waiting in memory plus dropped over the bound."""
-        return len(self.pending) + self.lost
+        """This store's events not in the database: spooled, waiting in memory, or lost."""
+        return self.spooled + len(self.pending) + self.lost
 
     @property
     def shown_url(self) -> str:
@@ -166,35 +202,93 @@ class EventStore:
         return redact(self.url) or ""
 
     def add(self, ev: Event) -> bool:
-        """Store ``ev`` (and any earlier events whose write failed). True when all are committed."""
-        self.pending.append(ev)
+        """Store ``ev`` (after any earlier events whose write failed). True when it is committed."""
+        ev.uid = ev.uid or uuid.uuid4().hex
+        if self._failing and time.monotonic() < self._next_try:
+            self._keep([ev])
+            return False
         try:
-            with Session(self.engine) as session:
-                rows = [_row_from_event(e) for e in self.pending]
-                session.add_all(rows)
-                session.commit()
-                for e, row in zip(self.pending, rows):
-                    e.id = row.id
+            self._write([ev])
         except SQLAlchemyError as exc:
             self._failed(exc)
+            self._keep([ev])
             return False
-        if self._failing:
-            self._failing = False
-            _warn(f"event database {self.shown_url} is writable again: {len(self.pending)} waiting events stored")
-        self.pending.clear()
         return True
 
-    def _failed(self, exc: Exception) -> None:
-        self.failed_writes += 1
-        self.last_error = redact(f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}")
+    def _write(self, new: list[Event]) -> int:
+        """One commit: the spool, the memory queue, then ``new``. Returns how many earlier events it wrote back."""
+        waiting = list(self.pending)
+        done: list[int] = []
+
+        def commit(records: list[dict[str, Any]]) -> None:
+            spooled = [_event_from_record(r) for r in records]
+            earlier = sorted(spooled + waiting, key=lambda e: _naive_utc(e.time))  # stable: spool order kept
+            self._commit(earlier, new)
+            self.replayed_earlier += sum(1 for r in records if r.get("run") != self._run)
+            done.append(len(earlier))
+
+        if self.spool is not None:
+            self.spool.replay(commit)
+        if not done:
+            commit([])
+        self.pending.clear()
+        # the spool is empty now: this store's spooled events are in (written here, or by another
+        # process sharing the database and its spool)
+        self.stored += len(waiting) + len(new) + self.spooled
+        self.spooled = 0
+        if self._failing:
+            self._failing = False
+            self._interval = self.retry_interval_s
+            _warn(f"event database {self.shown_url} is writable again: {done[0]} spooled or waiting events written back")
+        return done[0]
+
+    def _commit(self, earlier: list[Event], new: list[Event]) -> None:
+        with Session(self.engine) as session:
+            present: set[str] = set()
+            uids = [e.uid for e in earlier if e.uid]
+            for start in range(0, len(uids), 500):  # a crash after an earlier commit: those are in already
+                present.update(session.scalars(select(EventRow.uid).where(EventRow.uid.in_(uids[start:start + 500]))))
+            todo = [e for e in earlier if e.uid not in present] + new
+            rows = [_row_from_event(e) for e in todo]
+            session.add_all(rows)
+            session.commit()
+            for e, row in zip(todo, rows):
+                e.id = row.id
+
+    def _write_back(self, at_start: bool = False) -> None:
+        try:
+            count = self._write([])
+        except SQLAlchemyError as exc:
+            self._failed(exc)
+            return
+        if at_start and count:
+            _warn(f"{count} spooled events from {self.spool.path if self.spool else 'memory'} written to {self.shown_url}")
+
+    def _keep(self, events: list[Event]) -> None:
+        """Events the database did not take: to the spool while it takes them, else memory (bounded)."""
+        queue = self.pending + events
+        self.pending = []
+        for i, ev in enumerate(queue):
+            if self.spool is None or not self.spool.append(_record_from_event(ev, self._run)):
+                self.pending = queue[i:]
+                break
+            self.spooled += 1
         over = len(self.pending) - self.max_pending
         if over > 0:
             del self.pending[:over]
             self.lost += over
+
+    def _failed(self, exc: Exception) -> None:
+        self.failed_writes += 1
+        self.last_error = redact(f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}")
+        self._next_try = time.monotonic() + self._interval
+        self._interval = min(max(self._interval * 2, 0.0), 30.0)
         if not self._failing:
             self._failing = True
-            _warn(f"cannot store events in {self.shown_url} ({self.last_error}); keeping up to "
-                  f"{self.max_pending} in memory and retrying with every new event")
+            where = (f"spooling them to {self.spool.path} (at most {self.spool.max_events} events, "
+                     f"{self.spool.max_bytes // 2**20} MiB), then up to {self.max_pending} in memory"
+                     if self.spool is not None else f"keeping up to {self.max_pending} in memory")
+            _warn(f"cannot store events in {self.shown_url} ({self.last_error}); {where}; retrying as events come")
 
     def query(self, types: list[str] | None = None, since: datetime | None = None,
               track_id: int | None = None, source: str | None = None, limit: int | None = None,
@@ -254,6 +348,36 @@ class EventStore:
             rows = session.execute(stmt).all()
         return [(c, _as_hour(h), int(e or 0), int(lf or 0)) for c, h, e, lf in rows]
 
+    def type_hour_counts(self, since: datetime) -> list[tuple[str, datetime, int]]:
+        """(type, clock hour as naive UTC, count) for events at/after ``since``, counted by the database:
+        at most (event types x hours) rows, however many cameras there are."""
+        if self.engine.dialect.name == "sqlite":
+            hour = func.strftime("%Y-%m-%dT%H:00:00", EventRow.time)
+        else:
+            hour = func.date_trunc("hour", EventRow.time)
+        stmt = select(EventRow.type, hour, func.count()).where(EventRow.time >= _naive_utc(since)).group_by(EventRow.type, hour)
+        with Session(self.engine) as session:
+            rows = session.execute(stmt).all()
+        return [(t, h if isinstance(h, datetime) else datetime.fromisoformat(h), int(n)) for t, h, n in rows]
+
+    def camera_counts(self, since: datetime, top: int) -> tuple[list[tuple[str, int]], int, int]:
+        """The ``top`` cameras (their source when unnamed) with the most events at/after ``since``, most
+        first; the events of all the others; how many cameras there are. Counted by the database."""
+        camera = func.coalesce(EventRow.camera, EventRow.source)
+        per_camera = (select(camera.label("camera"), func.count().label("n")).where(EventRow.time >= _naive_utc(since))
+                      .group_by(camera).subquery())
+        # one pass: the window functions count the cameras and sum the events before LIMIT cuts the list
+        stmt = (select(per_camera.c.camera, per_camera.c.n, func.count().over(), func.sum(per_camera.c.n).over())
+                .order_by(per_camera.c.n.desc(), per_camera.c.camera).limit(top))
+        with Session(self.engine) as session:
+            rows = session.execute(stmt).all()
+        if not rows:
+            return [], 0, 0
+        best = [(c, n) for c, n, _, _ in rows]
+        cameras, total = rows[0][2], rows[0][3]
+        listed = [(c, int(n)) for c, n in best]
+        return listed, int(total) - sum(n for _, n in listed), int(cameras)
+
     def get(self, event_id: int) -> Event | None:
         if not INT64_MIN <= event_id <= INT64_MAX:
             return None
@@ -265,16 +389,27 @@ class EventStore:
         return iter(self.query())
 
     def close(self) -> None:
-        """Write what is still waiting (retrying), then release the database."""
-        import time
-
+        """Write what is still waiting (retrying), spool what memory still holds, then release the database."""
         for attempt in range(self.close_retries + 1):
-            if not self.pending or self.add(self.pending.pop()):
+            if not (self._failing or self.pending):
                 break
+            try:
+                self._write([])
+                break
+            except SQLAlchemyError as exc:
+                self._failed(exc)
             if attempt < self.close_retries:
                 time.sleep(self.retry_wait_s * (attempt + 1))
-        if self.unsaved:
-            _warn(f"{self.unsaved} events not stored in {self.shown_url} ({self.last_error})")
+        if self.pending:
+            self._keep([])
+            self.lost += len(self.pending)  # neither the database nor the spool took them
+            self.pending = []
+        if self.spooled:
+            _warn(f"{self.spooled} events spooled in {self.spool.path if self.spool else '?'}: they are written to "
+                  f"{self.shown_url} when it is next opened ({self.last_error})")
+        if self.lost:
+            _warn(f"{self.lost} events lost: not stored in {self.shown_url} ({self.last_error})"
+                  + (f"; spool: {self.spool.last_error}" if self.spool is not None and self.spool.last_error else ""))
         self.engine.dispose()
 
 
@@ -282,7 +417,21 @@ def _row_from_event(ev: Event) -> EventRow:
     return EventRow(type=str(ev.type), time=_naive_utc(ev.time), video_time=ev.video_time, frame=ev.frame, track_id=ev.track_id,
                     source=redact(ev.source), camera=redact(ev.camera), state_before=ev.state_before, state_after=ev.state_after,
                     confidence=ev.confidence, snapshot=ev.snapshot, box=ev.box,
-                    extra=json.loads(json.dumps(ev.extra)) if ev.extra else None)
+                    extra=json.loads(json.dumps(ev.extra)) if ev.extra else None, uid=ev.uid)
+
+
+def _record_from_event(ev: Event, run: str) -> dict[str, Any]:
+    record = {f.name: getattr(ev, f.name) for f in fields(Event) if f.name != "id"}
+    record["time"] = ev.time.isoformat()
+    record["run"] = run
+    return json.loads(json.dumps(record, default=str))
+
+
+def _event_from_record(record: dict[str, Any]) -> Event:
+    names = {f.name for f in fields(Event)} - {"id"}
+    values = {k: v for k, v in record.items() if k in names}
+    values["time"] = datetime.fromisoformat(values["time"])
+    return Event(**values)
 
 
 def _as_hour(value: Any) -> datetime:

@@ -19,6 +19,10 @@ from ..errors import InputError
 from ..event_types import EventType
 from ..images import find_images, read_image
 
+#: how much longer than its own timeout an open may take before it is left behind (FFmpeg's interrupt
+#: callback fires a few ms after the timeout; exiting while OpenCV is inside the open aborts the process)
+OPEN_GRACE_S = 5.0
+
 STREAM_PREFIXES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
 
 
@@ -212,22 +216,31 @@ class LiveSource:
         self._latest: Frame | None = None
         self._statuses: list[SourceStatus] = []
         self._stop = threading.Event()
+        self._stop_requested = False
+        self._openers: list[threading.Thread] = []  # opens that outlived their timeout, joined at close
         self._capture = self._open_first()
         self.outage = OutageMonitor(lost_after_s, restore_after_s)
         self._thread = threading.Thread(target=self._read_loop, name="maskwatch-reader", daemon=True)
         self._thread.start()
 
     def _open_with_timeout(self) -> Any | None:
-        """Open on a helper thread so a backend that ignores its timeout cannot hang us."""
+        """Open on a helper thread so a backend that ignores its timeout cannot hang us. A server that
+        accepts the connection and never answers is cut off by FFmpeg's own timeout just after
+        ``open_timeout_s``: the open is awaited that long plus ``OPEN_GRACE_S`` so that it has returned
+        before the process may exit (leaving OpenCV mid-call at exit aborts: "terminate called")."""
         result: list[Any] = []
         worker = threading.Thread(target=lambda: result.append(self.opener(self.spec, self.open_timeout_s)),
-                                  daemon=True)
+                                  name="maskwatch-open", daemon=True)
         worker.start()
         deadline = time.monotonic() + self.open_timeout_s
         while worker.is_alive() and time.monotonic() < deadline:  # stop() is honoured while a stream opens
             if self._stop.wait(min(0.1, max(0.0, deadline - time.monotonic()))):
                 break
+        if not result and isinstance(self.spec, str) and not self._stop.is_set():
+            worker.join(OPEN_GRACE_S)
         if not result:
+            if worker.is_alive():
+                self._openers.append(worker)
             return None
         capture = result[0]
         if capture is None or not capture.isOpened():
@@ -239,6 +252,8 @@ class LiveSource:
     def _open_first(self) -> Any:
         capture = self._open_with_timeout()
         if capture is None:
+            for worker in self._openers:
+                worker.join(timeout=OPEN_GRACE_S)
             raise InputError(self.name, f"stream did not open within {self.open_timeout_s:g} s "
                                         "(check the address, credentials, network or camera index)")
         return capture
@@ -282,10 +297,6 @@ class LiveSource:
         if capture is not None:
             capture.release()
 
-    def request_stop(self) -> None:
-        """Ask the iteration to end soon (safe from a signal handler: sets a flag, takes no lock)."""
-        self._stop.set()
-
     def __iter__(self) -> Iterator[SourceItem]:
         try:
             while not self._stop.is_set():
@@ -302,17 +313,27 @@ class LiveSource:
         finally:
             self.close()
 
+    def request_stop(self) -> None:
+        """End the iteration within half a second (safe from a signal handler: no lock taken)."""
+        self._stop_requested = True
+        self._stop.set()
+
     def stop(self) -> None:
         """Ask the iteration to end after the frame in hand, and the reader to stop (re)connecting.
         Thread-safe: the venue service calls it when its camera process gets SIGTERM."""
-        self._stop.set()
+        self.request_stop()
         with self._lock:
             self._lock.notify_all()
 
     def close(self) -> None:
-        self.stop()
+        asked = self._stop_requested  # a stop asked for (SIGTERM) must be quick; a plain close may wait
+        self._stop.set()
+        with self._lock:
+            self._lock.notify_all()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join(timeout=2.0)
+            self._thread.join(timeout=self.open_timeout_s + OPEN_GRACE_S)  # it may be inside a reconnect
+        for worker in self._openers:  # an open still inside FFmpeg: leaving it at exit aborts the process
+            worker.join(timeout=2.0 if asked else self.open_timeout_s + OPEN_GRACE_S)
 
 
 def open_source(spec: str, stride: int = 1, open_timeout_s: float = 10.0, fps: float = 25.0):
