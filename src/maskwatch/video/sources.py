@@ -333,7 +333,7 @@ class LiveSource:
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout=self.open_timeout_s + OPEN_GRACE_S)  # it may be inside a reconnect
         for worker in self._openers:  # an open still inside FFmpeg: leaving it at exit aborts the process
-            worker.join(timeout=2.0 if asked else self.open_timeout_s + OPEN_GRACE_S)
+            worker.join(timeout=0.5 if asked else self.open_timeout_s + OPEN_GRACE_S)
 
 
 def open_source(spec: str, stride: int = 1, open_timeout_s: float = 10.0, fps: float = 25.0):
