@@ -80,13 +80,11 @@ register(ModelSpec(
 
 
 def cache_dir() -> Path:
-    """Where downloaded models live: ``$MASKWATCH_CACHE/models`` or the platform user cache."""
-    root = os.environ.get("MASKWATCH_CACHE")
-    if not root:
-        from platformdirs import user_cache_dir
+    """Where downloaded models live: ``$MASKWATCH_CACHE/models`` or the platform user cache
+    (:mod:`maskwatch.settings`)."""
+    from .settings import get_settings
 
-        root = user_cache_dir("maskwatch")
-    return Path(root) / "models"
+    return get_settings().models_dir
 
 
 def sha256_of(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

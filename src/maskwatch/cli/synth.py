@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Optional
 
@@ -12,8 +11,10 @@ from ..errors import MaskWatchError
 
 
 def default_template_dir() -> Path:
-    """``$MASKWATCH_SHARED/masks/masktheface`` (``../shared`` when the variable is not set)."""
-    return Path(os.environ.get("MASKWATCH_SHARED", "../shared")) / "masks" / "masktheface"
+    """``$MASKWATCH_SHARED/masks/masktheface``; a MaskWatchError when it is unset or missing."""
+    from ..settings import get_settings
+
+    return get_settings().shared_path("masks", "masktheface", what="mask templates (--templates)")
 
 
 def synth(
@@ -44,8 +45,10 @@ def synth(
             style_weights = parse_weights(styles, STYLES, "style")
         except ValueError as exc:
             raise MaskWatchError(str(exc)) from None
+        if templates is None and style_weights.get("templates", 0) > 0:
+            templates = default_template_dir()
         synth_ = MaskSynthesizer.with_templates(
-            templates or default_template_dir(), modes=mode_weights, styles=style_weights, per_face=per_face,
+            templates, modes=mode_weights, styles=style_weights, per_face=per_face,
             min_face=min_face, detector=CenterFaceDetector(input_size=320, threads=threads),
         )
         with Progress(TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),

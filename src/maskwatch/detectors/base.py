@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -53,8 +52,9 @@ def onnx_session(model_path, threads: int | None, name: str | None = None):
     # the other session needs: on 2 cores, disabling it took bench_detect from 35.6 to 21.0 ms per
     # image (median) and the 8-face video loop from 15.9 to 33.7 FPS. A lone session loses ~0.1 ms.
     # MASKWATCH_ORT_SPINNING=1 restores ORT's default.
-    spinning = os.environ.get("MASKWATCH_ORT_SPINNING", "0").strip() not in ("", "0")
-    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    from ..settings import get_settings
+
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if get_settings().ort_spinning else "0")
     try:
         return ort.InferenceSession(str(model_path) if not isinstance(model_path, bytes) else model_path,
                                     sess_options=options, providers=["CPUExecutionProvider"])
