@@ -141,6 +141,7 @@ class BatchWorker:
         return result
 
     def _run_video(self, item: Item) -> dict[str, Any]:
+        from ..detectors import Preferred
         from ..monitor import StateConfig, Watcher, run_watch
         from ..pipeline import build_pipeline
         from ..video import VideoFileSource
@@ -149,7 +150,7 @@ class BatchWorker:
         if self._video is None:
             self._video = build_pipeline(s.detector or "centerface", min_score=s.min_score, min_face=s.min_face,
                                          threads=s.threads, classifier_model=s.classifier_model,
-                                         input_size=s.input_size or 640)
+                                         input_size=s.input_size or Preferred(640))  # watch's default
         events: list = []
         watcher = Watcher(self._video.detector, self._video.classifier, source=item.path, camera=item.path,
                           detect_every=s.detect_every, state_config=StateConfig(window=s.window, enter=s.enter, hold=s.hold),
@@ -176,10 +177,9 @@ class BatchWorker:
 
         s = self.settings
         if self._images is None:
-            name = s.detector
-            options = {"input_size": s.input_size} if s.input_size and (name or "centerface").startswith("centerface") else {}
-            self._images = build_pipeline(name, min_score=s.min_score, min_face=0,  # detect's default
-                                          threads=s.threads, classifier_model=s.classifier_model, **options)
+            self._images = build_pipeline(s.detector, min_score=s.min_score, min_face=0,  # detect's default
+                                          threads=s.threads, classifier_model=s.classifier_model,
+                                          input_size=s.input_size)
         records, failed = [], []
         for path in item.images:
             t0 = time.perf_counter()

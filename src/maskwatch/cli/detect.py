@@ -75,7 +75,7 @@ def detect_command(
                                                     "(the same as --classifier FILE)."),
     fusion: Optional[str] = typer.Option(None, "--fusion", help="Whose mask state counts when the detector has its "
                                          "own: detector, classifier or fused (mean). Default: the detector's."),
-    input_size: Optional[int] = typer.Option(None, "--input-size", help="CenterFace: longer side resized to this (default 544)."),
+    input_size: Optional[int] = typer.Option(None, "--input-size", help="Longer side resized to this (centerface, centerface-mask: default 544; yunet: default native)."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for inference (default: all)."),
     no_draw: bool = typer.Option(False, "--no-draw", help="Do not write annotated images."),
     max_pixels: int = typer.Option(64_000_000, "--max-pixels", help="Refuse images larger than this many pixels."),
@@ -102,7 +102,6 @@ def detect_command(
     found = find_images(inputs)
     if threads:
         cv2.setNumThreads(threads)
-    options = {"input_size": input_size} if input_size and (detector or "centerface").startswith("centerface") else {}
     use_classifier = classifier.lower() != "none"
     if use_classifier and classifier.lower() != "default":
         classifier_model = Path(classifier)
@@ -110,7 +109,7 @@ def detect_command(
         pipeline = build_pipeline(detector, min_score=min_score, min_face=min_face, threads=threads,
                                   detector_model=str(detector_model) if detector_model else None,
                                   classifier_model=str(classifier_model) if classifier_model else None,
-                                  classifier=use_classifier, fusion=fusion, **options)
+                                  classifier=use_classifier, fusion=fusion, input_size=input_size)
 
     roots = {Path(p).resolve(): Path(p) for p in inputs if Path(p).is_dir()}
     counts: Counter = Counter()

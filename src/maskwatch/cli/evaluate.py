@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -57,23 +56,10 @@ def _parse_pairs(values: list[str] | None, what: str) -> dict[str, str]:
 
 
 def _default_min_score(name: str) -> float:
-    """The ``min_score`` a detector uses when not told otherwise (its operating point)."""
-    import importlib
+    """The ``min_score`` a detector uses when not told otherwise (its operating point, from its config)."""
+    from ..detectors import config_class
 
-    from ..detectors import DETECTORS
-
-    target = DETECTORS.get(name)
-    if target is None:
-        raise MaskWatchError(f"unknown detector '{name}'; choose from: {', '.join(DETECTORS)}")
-    module_name, class_name = target.split(":")
-    try:
-        cls = getattr(importlib.import_module(module_name), class_name)
-    except ImportError as exc:
-        raise MaskWatchError(f"detector '{name}' is not available in this installation ({exc})") from None
-    default = inspect.signature(cls).parameters.get("min_score")
-    if default is None or default.default is inspect.Parameter.empty:
-        raise MaskWatchError(f"detector '{name}' has no default min_score; pass --operating-score")
-    return float(default.default)
+    return float(config_class(name).model_fields["min_score"].default)
 
 
 def _model_path(registry_name: str, explicit: str | None) -> str | None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+import os
+from typing import Any, ClassVar, Mapping, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..errors import ModelError
+from ..errors import MaskWatchError, ModelError
 from ..faces import Faces
 
 
@@ -22,6 +24,60 @@ class FaceDetector(Protocol):
     min_score: float
 
     def detect(self, image: np.ndarray) -> Faces: ...
+
+
+class DetectorConfig(BaseModel):
+    """The options every detector takes. Each detector declares its own subclass next to its class
+    (its defaults, its extra options); the registry in :mod:`maskwatch.detectors` is built from them.
+    An option a detector does not take is an error (``extra="forbid"``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+
+    #: the detector's name in the registry (``--detector NAME``)
+    name: ClassVar[str] = ""
+
+    model_path: str | None = Field(None, description="Model file (default: found by the model registry).")
+    min_score: float = Field(0.5, ge=0, le=1, description="Face confidence threshold.")
+    min_face: float = Field(0, ge=0, description="Drop faces whose shorter side is below this (pixels).")
+    threads: int | None = Field(None, ge=0, description="Inference threads (None or 0: the runtime's default).")
+
+    @field_validator("model_path", mode="before")
+    @classmethod
+    def _path_as_text(cls, value: Any) -> Any:
+        return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+    def build(self) -> FaceDetector:
+        """The detector this config describes."""
+        raise NotImplementedError(f"{type(self).__name__} builds no detector")
+
+
+C = TypeVar("C", bound=DetectorConfig)
+
+
+def make_config(cls: type[C], options: Mapping[str, Any]) -> C:
+    """``cls(**options)`` with one line per problem, naming the option and the detector."""
+    try:
+        return cls(**options)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            option = ".".join(str(p) for p in error["loc"]).replace("_", "-") or "options"
+            if error["type"] == "extra_forbidden":
+                problems.append(f"detector '{cls.name}' has no {option} option")
+            else:
+                problems.append(f"detector '{cls.name}' option {option}: {error['msg']} (got {error.get('input')!r})")
+        raise MaskWatchError("; ".join(problems)) from None
+
+
+def configured(cls: type[C], config: C | None, options: Mapping[str, Any]) -> C:
+    """What a detector's constructor does with ``Detector(config)`` or ``Detector(**options)``."""
+    if config is None:
+        return make_config(cls, options)
+    if options:
+        raise TypeError(f"pass either a {cls.__name__} or options, not both")
+    if not isinstance(config, cls):
+        raise TypeError(f"expected a {cls.__name__}, got {type(config).__name__}")
+    return config
 
 
 def filter_faces(faces: Faces, min_score: float, min_face: float) -> Faces:
