@@ -172,3 +172,11 @@ class Faces:
                 rec["track_id"] = int(self.track_ids[i])
             records.append(rec)
         return records
+
+
+def detection_record(faces: Faces, image: str, width: int, height: int, ms: float) -> dict[str, Any]:
+    """The JSON record of one image's detection: ``image`` (a path, or an upload's name), its ``width``
+    and ``height`` in pixels, ``ms`` spent on it, ``faces`` (:meth:`Faces.to_records`) and ``counts``.
+    One shape for ``maskwatch detect --json`` lines, ``maskwatch batch`` output and ``POST /v1/detect``."""
+    return {"image": str(image), "width": int(width), "height": int(height), "ms": round(float(ms), 2),
+            "faces": faces.to_records(), "counts": faces.counts()}

@@ -172,6 +172,7 @@ class BatchWorker:
         return {"events": owned, "frames": stats.frames, "video_s": (end - start) / source.fps}
 
     def _run_images(self, item: Item) -> dict[str, Any]:
+        from ..faces import detection_record
         from ..images import read_image
         from ..pipeline import build_pipeline
 
@@ -190,8 +191,7 @@ class BatchWorker:
                 failed.append(str(exc))
                 continue
             ms = (time.perf_counter() - t0) * 1000
-            records.append({"image": path, "width": int(image.shape[1]), "height": int(image.shape[0]),
-                            "ms": round(ms, 2), "faces": faces.to_records()})
+            records.append(detection_record(faces, path, image.shape[1], image.shape[0], ms))
         return {"records": records, "failed": failed}
 
 

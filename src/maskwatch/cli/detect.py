@@ -89,6 +89,7 @@ def detect_command(
 
     from ..draw import annotate
     from ..errors import MaskWatchError
+    from ..faces import detection_record
     from ..images import find_images, read_image
     from ..pipeline import StageTimer, build_pipeline
 
@@ -153,8 +154,7 @@ def detect_command(
                 if image_counts["no_mask"]:
                     unmasked_images += 1
                 if json_file is not None:
-                    record = {"image": str(item.path), "width": int(image.shape[1]), "height": int(image.shape[0]),
-                              "ms": round(ms, 2), "faces": faces.to_records()}
+                    record = detection_record(faces, str(item.path), image.shape[1], image.shape[0], ms)
                     json_file.write(json.dumps(record) + "\n")
                 if show_each:
                     parts = ", ".join(f"{n} {k}" for k, n in image_counts.items() if n) or "no faces"

@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__
 from ..detectors.base import filter_faces
 from ..errors import InputError, MaskWatchError
+from ..faces import detection_record
 from ..images import DEFAULT_MAX_PIXELS, ImageTooLargeError, decode_upload
 from ..monitor.snapshots import default_snapshot_dir
 from ..pipeline import StageTimer
@@ -173,15 +174,15 @@ def create_app(
                 faces.landmarks = faces.landmarks * np.array([sx, sy], np.float32)
         timings = {k: round(v, 2) for k, v in timer.ms.items()}
         timings["total"] = round((time.perf_counter() - t0) * 1000, 2)
-        records = faces.to_records()
+        record = detection_record(faces, name, width, height, timings["total"])
+        records = record["faces"]
         if annotate:
             return Response(jpeg.tobytes(), media_type="image/jpeg", headers={
                 "X-MaskWatch-Counts": json.dumps(faces.counts(), separators=(",", ":")),
                 "X-MaskWatch-Faces": json.dumps(records, separators=(",", ":")),
                 "X-MaskWatch-Timings": json.dumps(timings, separators=(",", ":")),
             })
-        return JSONResponse({"image": {"width": int(width), "height": int(height)},
-                             "faces": records, "counts": faces.counts(), "timings_ms": timings})
+        return JSONResponse(dict(record, timings_ms=timings))  # detect --json's record, plus per-stage times
 
     @app.post("/v1/detect", responses={200: {"content": {"image/jpeg": {}}}}, dependencies=guarded)
     async def detect(
