@@ -12,6 +12,7 @@ from .faces import Faces
 
 if TYPE_CHECKING:
     from .detectors import DetectorConfig
+    from .protocols import FaceClassifier, FaceDetector
 
 
 @dataclass
@@ -40,7 +41,7 @@ class MaskPipeline:
     the classifier's). None: the detector's ``default_fusion``, else ``classifier``.
     """
 
-    def __init__(self, detector: Any, classifier: Any | None, fusion: str | None = None):
+    def __init__(self, detector: "FaceDetector", classifier: "FaceClassifier | None", fusion: str | None = None):
         fusion = fusion or getattr(detector, "default_fusion", None) or "classifier"
         if fusion not in FUSIONS:
             from .errors import MaskWatchError

@@ -3,27 +3,14 @@
 from __future__ import annotations
 
 import os
-from typing import Any, ClassVar, Mapping, Protocol, TypeVar, runtime_checkable
+from typing import Any, ClassVar, Mapping, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..errors import MaskWatchError, ModelError
 from ..faces import Faces
-
-
-@runtime_checkable
-class FaceDetector(Protocol):
-    """A face detector: BGR ``uint8`` image in, :class:`~maskwatch.faces.Faces` out.
-
-    Detectors that also judge masks (peers such as AIZOO or the masked-face UltraFace) may set
-    ``probs``; MaskWatch's own pipeline replaces them with its classifier's.
-    """
-
-    name: str
-    min_score: float
-
-    def detect(self, image: np.ndarray) -> Faces: ...
+from ..protocols import FaceDetector as FaceDetector
 
 
 class DetectorConfig(BaseModel):
@@ -90,7 +77,7 @@ def filter_faces(faces: Faces, min_score: float, min_face: float) -> Faces:
     return faces[keep]
 
 
-def onnx_session(model_path, threads: int | None, name: str | None = None):
+def onnx_session(model_path: str | bytes | os.PathLike[str], threads: int | None, name: str | None = None) -> Any:
     """An ONNX Runtime CPU session with a fixed number of threads (None: ORT's default).
 
     ``model_path`` may be the model's bytes; ``name`` then says which file they came from in errors.
@@ -115,7 +102,8 @@ def onnx_session(model_path, threads: int | None, name: str | None = None):
         return ort.InferenceSession(str(model_path) if not isinstance(model_path, bytes) else model_path,
                                     sess_options=options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # ORT raises its own exception types for unreadable graphs
-        raise ModelError(f"{name or model_path}: ONNX Runtime cannot load it ({exc})") from None
+        where = name or ("the model" if isinstance(model_path, bytes) else os.fspath(model_path))
+        raise ModelError(f"{where}: ONNX Runtime cannot load it ({exc})") from None
 
 
 def faces_from_candidates(
