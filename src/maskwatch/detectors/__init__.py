@@ -59,7 +59,7 @@ def applicable_options(cls: type, name: str, options: dict[str, Any]) -> dict[st
     """The options ``cls`` (a :class:`DetectorConfig` or a detector class) takes. An option it does not
     take is dropped when it is None or :class:`Preferred`, and otherwise refused with a one-line error
     naming the detector and the detectors that do take it."""
-    config = getattr(cls, "config_class", cls)
+    config: type[DetectorConfig] = getattr(cls, "config_class", cls)
     fields = config.model_fields
     out: dict[str, Any] = {}
     for key, value in options.items():

@@ -53,7 +53,8 @@ def _dynamic_model_bytes(path: str) -> bytes:
     kept = [i for i in model.graph.input if i.name not in weights]
     del model.graph.input[:]
     model.graph.input.extend(kept)
-    return model.SerializeToString()
+    serialized: bytes = model.SerializeToString()
+    return serialized
 
 
 class CenterFaceConfig(DetectorConfig):
@@ -122,7 +123,8 @@ class CenterFaceDetector:
             if self.box_adjust is not None:
                 wh = np.concatenate([faces.widths[:, None], faces.heights[:, None]], axis=1)
                 faces.boxes += self.box_adjust * np.tile(wh, 2)
-            faces.landmarks /= scale
+            if faces.landmarks is not None:
+                faces.landmarks /= scale
             faces.boxes = clip_boxes(faces.boxes, image.shape[1], image.shape[0])
         return filter_faces(faces, self.min_score, self.min_face)
 

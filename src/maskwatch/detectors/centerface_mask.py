@@ -38,7 +38,8 @@ def _checked_model_bytes(path: str) -> bytes:
     if names != OUTPUTS:
         raise ModelError(f"{path}: not a MaskWatch centerface-mask model (outputs {names}, expected {OUTPUTS}); "
                          "the stock CenterFace is --detector centerface")
-    return model.SerializeToString()
+    serialized: bytes = model.SerializeToString()
+    return serialized
 
 
 class CenterFaceMaskConfig(CenterFaceConfig):

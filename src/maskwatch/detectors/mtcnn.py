@@ -20,7 +20,7 @@ from .base import DetectorConfig, configured, filter_faces
 INSTALL_HINT = 'pip install "maskwatch[mtcnn]" && pip install --no-deps facenet-pytorch==2.6.0'
 
 
-def _load_mtcnn_class():
+def _load_mtcnn_class() -> Any:
     try:
         import torch  # noqa: F401
     except ImportError:

@@ -66,7 +66,7 @@ class UltraFaceDetector:
         h, w = self.input_hw
         resized = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
         rgb = resized[:, :, ::-1].astype(np.float32)
-        return ((rgb - 127.0) / 128.0).transpose(2, 0, 1)[None]
+        return np.asarray(((rgb - 127.0) / 128.0).transpose(2, 0, 1)[None])
 
     def detect(self, image: np.ndarray) -> Faces:
         scores, boxes = self.session.run(["scores", "boxes"], {self.input_name: self._blob(image)})
