@@ -56,5 +56,5 @@ def test_synth_without_shared_says_so_in_one_line(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "faces").mkdir()
     result = CliRunner().invoke(app, ["synth", "faces", "--out", str(tmp_path / "out")])
-    assert result.exit_code != 0
+    assert result.exit_code == 2
     assert "MASKWATCH_SHARED is not set" in result.output and "Traceback" not in result.output

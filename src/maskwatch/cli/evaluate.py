@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import MaskWatchError
+from ._common import fail
 
 eval_app = typer.Typer(help="Measure detection and classification quality on an annotated dataset.",
                        no_args_is_help=True)
@@ -24,8 +25,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _fail(exc: Exception) -> None:
-    err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
+    raise fail(str(exc)) from None  # the one error line and exit status 2 of every command
 
 
 def _progress(description: str) -> Callable:

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from ..errors import MaskWatchError
+from ._common import fail
 
 
 def default_template_dir() -> Path:
@@ -58,12 +59,8 @@ def synth(
                 src, out, synth_, seed=seed, limit=limit, preview=preview,
                 progress=lambda n: bar.advance(task, n), on_total=lambda n: bar.update(task, total=n),
             )
-    except ValueError as exc:
-        err.print(f"error: {exc}", markup=False, highlight=False)
-        raise typer.Exit(2)
-    except MaskWatchError as exc:
-        err.print(f"error: {exc}", markup=False, highlight=False)
-        raise typer.Exit(1)
+    except (ValueError, MaskWatchError) as exc:  # bad input, options or templates: exit 2, as every command
+        raise fail(str(exc)) from None
     _print_summary(report, out, preview)
 
 

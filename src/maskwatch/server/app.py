@@ -219,7 +219,7 @@ def create_app(
         limit: int = Query(100, ge=1, le=1000),
         order: Literal["newest", "oldest"] = "newest",
     ) -> dict[str, Any]:
-        from ..cli.events import parse_since
+        from ..store.since import parse_since
         from ..store import EVENT_TYPES
 
         for name in types or []:
