@@ -42,22 +42,6 @@ def output_path(image: Path, root: Path | None, out: Path | None) -> Path:
     return out / name
 
 
-def write_jpeg(path: Path, image) -> None:
-    """Write with a clear error (cv2.imwrite only returns False)."""
-    import cv2
-
-    from ..errors import InputError
-
-    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
-    if not ok:
-        raise InputError(path, "could not encode the annotated image")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data.tobytes())
-    except OSError as exc:
-        raise InputError(path, f"cannot write annotated image ({exc.strerror or exc})") from None
-
-
 def detect_command(
     paths: List[Path] = typer.Argument(None, help="Image files and/or folders (searched recursively)."),
     example: bool = typer.Option(False, "--example", help=f"Run on the bundled example photo ({EXAMPLE_NOTE})."),
@@ -90,7 +74,7 @@ def detect_command(
     from ..draw import annotate
     from ..errors import MaskWatchError
     from ..faces import detection_record
-    from ..images import find_images, read_image
+    from ..images import find_images, read_image, write_jpeg
     from ..pipeline import StageTimer, build_pipeline
 
     inputs = list(paths or [])

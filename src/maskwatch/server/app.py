@@ -25,7 +25,7 @@ from .. import __version__
 from ..detectors.base import filter_faces
 from ..errors import InputError, MaskWatchError
 from ..faces import detection_record
-from ..images import DEFAULT_MAX_PIXELS, ImageTooLargeError, decode_upload
+from ..images import DEFAULT_MAX_PIXELS, ImageTooLargeError, decode_upload, encode_jpeg
 from ..monitor.snapshots import default_snapshot_dir
 from ..pipeline import StageTimer
 from ..store.events_db import INT64_MAX
@@ -159,9 +159,10 @@ def create_app(
             if annotate:
                 t1 = time.perf_counter()
                 # a large JPEG is annotated at its reduced decode size
-                ok, jpeg = cv2.imencode(".jpg", draw_faces(image, faces), [cv2.IMWRITE_JPEG_QUALITY, 90])
-                if not ok:
-                    raise ApiError(500, "encoding failed", "could not encode the annotated image")
+                try:
+                    jpeg = encode_jpeg(draw_faces(image, faces), 90)
+                except ValueError:
+                    raise ApiError(500, "encoding failed", "could not encode the annotated image") from None
                 timer.add("draw", t1)
         except (MemoryError, cv2.error) as exc:
             last_line = (str(exc).strip().splitlines() or [""])[-1]
@@ -177,7 +178,7 @@ def create_app(
         record = detection_record(faces, name, width, height, timings["total"])
         records = record["faces"]
         if annotate:
-            return Response(jpeg.tobytes(), media_type="image/jpeg", headers={
+            return Response(jpeg, media_type="image/jpeg", headers={
                 "X-MaskWatch-Counts": json.dumps(faces.counts(), separators=(",", ":")),
                 "X-MaskWatch-Faces": json.dumps(records, separators=(",", ":")),
                 "X-MaskWatch-Timings": json.dumps(timings, separators=(",", ":")),
