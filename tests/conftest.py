@@ -19,6 +19,17 @@ def shared_path() -> Path:
     return Path(os.environ.get("MASKWATCH_SHARED", REPO.parent / "shared")).resolve()
 
 
+@pytest.fixture(autouse=True)
+def _settings_read_per_test():
+    """maskwatch.settings reads the environment once; each test (and its monkeypatch.setenv in fixtures)
+    starts with the environment read afresh, and leaves nothing cached behind."""
+    from maskwatch.settings import get_settings
+
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     path = shared_path()

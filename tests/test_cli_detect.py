@@ -112,3 +112,10 @@ def test_installed_entry_point_runs():
     assert result.returncode == 0
     for command in ("detect", "classify", "train"):
         assert command in result.stdout
+
+
+def test_version_needs_no_command():
+    from maskwatch import __version__
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"maskwatch {__version__}"

@@ -360,5 +360,5 @@ def test_large_jpeg_upload_is_decoded_reduced_and_boxes_come_back_in_original_pi
     Image.new("RGB", (5000, 4000), (120, 90, 60)).save(buf, "JPEG", quality=70)
     body = fake_client(pipeline=Recording()).post("/v1/detect", content=buf.getvalue()).json()
     assert shapes == [(2000, 2500, 3)]  # JPEG draft at 1/2: a quarter of the memory
-    assert body["image"] == {"width": 5000, "height": 4000}
+    assert (body["width"], body["height"]) == (5000, 4000)
     assert body["faces"][0]["box"] == [2.0, 2.0, 20.0, 20.0]

@@ -85,3 +85,20 @@ def test_find_images_recursive_sorted_and_reports_missing(tmp_path):
     found = find_images([tmp_path / "root", tmp_path / "missing"])
     names = [f.path.relative_to(tmp_path).as_posix() if f.error is None else f.error for f in found]
     assert names == ["root/a/x.JPG", "root/b/1.png", "root/b/2.jpg", "no such file or directory"]
+
+
+def test_write_jpeg_is_the_one_jpeg_writer(tmp_path):
+    import cv2
+    import numpy as np
+
+    from maskwatch.errors import InputError
+    from maskwatch.images import encode_jpeg, write_jpeg
+
+    image = np.full((16, 24, 3), 200, np.uint8)
+    written = write_jpeg(tmp_path / "a" / "b.jpg", image, quality=92)  # parent folders made
+    assert cv2.imread(str(written)).shape == (16, 24, 3) and encode_jpeg(image)[:2] == b"\xff\xd8"
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InputError, match=r"file/c\.jpg: cannot write image"):
+        write_jpeg(tmp_path / "file" / "c.jpg", image)  # a file where a folder should be
+    with pytest.raises(InputError, match="could not encode"):
+        write_jpeg(tmp_path / "d.jpg", np.zeros((0, 0, 3), np.uint8))

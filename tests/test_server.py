@@ -110,6 +110,25 @@ def test_decode_image_bytes_matches_read_image(tmp_path):
 
 
 # -- health and detection with the real pipeline ------------------------------------------------
+def test_cli_and_api_write_one_record_shape(real_client, tmp_path):
+    """detect --json and POST /v1/detect use one serializer: the same record for the same photo."""
+    from typer.testing import CliRunner
+
+    from maskwatch.cli import app as cli_app
+
+    photo = example_image_path()
+    result = CliRunner().invoke(cli_app, ["detect", str(photo), "--no-draw", "--threads", "1",
+                                          "--json", str(tmp_path / "d.jsonl")])
+    assert result.exit_code == 0, result.output
+    cli = json.loads((tmp_path / "d.jsonl").read_text())
+    api = real_client.post("/v1/detect", files={"image": (photo.name, photo.read_bytes(), "image/jpeg")}).json()
+    assert set(api) - set(cli) == {"timings_ms"} and api["ms"] == api["timings_ms"]["total"]
+    assert cli["image"] == str(photo) and api["image"] == photo.name
+    drop = ("image", "ms")
+    assert {k: v for k, v in cli.items() if k not in drop} == {k: v for k, v in api.items() if k not in drop + ("timings_ms",)}
+    assert len(cli["faces"]) == 1 and cli["counts"]["no_mask"] == 1
+
+
 def test_health_reports_models_and_version(real_client):
     body = real_client.get("/v1/health").json()
     assert body["status"] == "ok" and body["version"]
@@ -123,7 +142,7 @@ def test_detect_finds_the_astronaut_unmasked(real_client):
     r = real_client.post("/v1/detect", files={"image": ("astronaut.png", data, "image/png")})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["image"] == {"width": 512, "height": 512}
+    assert (body["image"], body["width"], body["height"]) == ("astronaut.png", 512, 512)
     (face,) = body["faces"]
     assert set(face) >= FACE_KEYS and face["label"] == "no_mask"
     x1, y1, x2, y2 = face["box"]

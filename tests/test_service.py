@@ -17,7 +17,6 @@ from pathlib import Path
 
 import cv2
 import httpx
-import pytest
 
 from maskwatch.store import EventStore
 from scenes import Actor, Scene, swap_scene, write_colour_key_onnx
@@ -89,7 +88,7 @@ def wait_for(what, check, timeout_s: float = 30.0, every_s: float = 0.2):
 
 
 def test_venue_service(tmp_path, sprites):  # noqa: F811
-    door = swap_scene(sprites).write(tmp_path / "door.avi")  # 150 frames, 4 mask events
+    swap_scene(sprites).write(tmp_path / "door.avi")  # 150 frames, 4 mask events
     hall = Scene([Actor(sprites[1], path=lambda f: (100 + f, 150), state=lambda f: "mask")],
                  frames=60, seed=3).write(tmp_path / "hall.avi")
     street = MjpegServer(hall)

@@ -247,4 +247,4 @@ def test_cli_writes_folders_manifest_and_preview(tmp_path, monkeypatch):
     assert "skipped (corrupt file): 1" in result.output
     assert (tmp_path / "sheet.png").is_file()
     bad = CliRunner().invoke(app, ["synth", str(src), "--out", str(out), "--modes", "beard"])
-    assert bad.exit_code == 1 and "error: unknown wear mode 'beard'" in bad.output
+    assert bad.exit_code == 2 and "error: unknown wear mode 'beard'" in bad.output

@@ -76,19 +76,19 @@ class Faces:
         """Inverse of :meth:`to_records` (reads the ``faces`` list of a detections JSON line)."""
         if not records:
             return cls.empty()
-        boxes = [r["box"] for r in records]
-        scores = [r.get("score", 1.0) for r in records]
+        boxes = np.asarray([r["box"] for r in records], np.float32)
+        scores = np.asarray([r.get("score", 1.0) for r in records], np.float32)
         probs = None
         if all("probs" in r and r["probs"] for r in records):
-            probs = [[float(r["probs"].get(name, 0.0)) for name in LABELS] for r in records]
+            probs = np.asarray([[float(r["probs"].get(name, 0.0)) for name in LABELS] for r in records], np.float32)
         elif all(r.get("label") in LABEL_INDEX for r in records):
             probs = np.eye(len(LABELS), dtype=np.float32)[[LABEL_INDEX[r["label"]] for r in records]]
         landmarks = None
         if all(r.get("landmarks") for r in records):
-            landmarks = [r["landmarks"] for r in records]
+            landmarks = np.asarray([r["landmarks"] for r in records], np.float32)
         track_ids = None
         if all(r.get("track_id") is not None for r in records):
-            track_ids = [r["track_id"] for r in records]
+            track_ids = np.asarray([r["track_id"] for r in records], np.int64)
         return cls(boxes=boxes, scores=scores, landmarks=landmarks, probs=probs, track_ids=track_ids)
 
     # -- container protocol ------------------------------------------------------------------------
@@ -136,11 +136,11 @@ class Faces:
 
     @property
     def widths(self) -> np.ndarray:
-        return self.boxes[:, 2] - self.boxes[:, 0]
+        return np.asarray(self.boxes[:, 2] - self.boxes[:, 0])
 
     @property
     def heights(self) -> np.ndarray:
-        return self.boxes[:, 3] - self.boxes[:, 1]
+        return np.asarray(self.boxes[:, 3] - self.boxes[:, 1])
 
     def counts(self) -> dict[str, int]:
         """Number of faces per label (all zero before classification)."""
@@ -172,3 +172,11 @@ class Faces:
                 rec["track_id"] = int(self.track_ids[i])
             records.append(rec)
         return records
+
+
+def detection_record(faces: Faces, image: str, width: int, height: int, ms: float) -> dict[str, Any]:
+    """The JSON record of one image's detection: ``image`` (a path, or an upload's name), its ``width``
+    and ``height`` in pixels, ``ms`` spent on it, ``faces`` (:meth:`Faces.to_records`) and ``counts``.
+    One shape for ``maskwatch detect --json`` lines, ``maskwatch batch`` output and ``POST /v1/detect``."""
+    return {"image": str(image), "width": int(width), "height": int(height), "ms": round(float(ms), 2),
+            "faces": faces.to_records(), "counts": faces.counts()}

@@ -148,6 +148,34 @@ class FoundInput:
     error: str | None = None
 
 
+def encode_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
+    """A BGR image as JPEG bytes; ValueError when OpenCV cannot encode it."""
+    import cv2
+
+    try:
+        ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    except cv2.error as exc:  # an empty or malformed array
+        raise ValueError(f"could not encode the image as JPEG ({str(exc).strip().splitlines()[-1]})") from None
+    if not ok:
+        raise ValueError("could not encode the image as JPEG")
+    return bytes(data.tobytes())
+
+
+def write_jpeg(path: str | os.PathLike, image: np.ndarray, quality: int = 90) -> Path:
+    """Write ``image`` as a JPEG file (parent folders made); InputError naming the file when it cannot."""
+    target = Path(path)
+    try:
+        data = encode_jpeg(image, quality)
+    except ValueError as exc:
+        raise InputError(target, str(exc)) from None
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    except OSError as exc:
+        raise InputError(target, f"cannot write image ({exc.strerror or exc})") from None
+    return target
+
+
 def find_images(paths: Iterable[str | os.PathLike]) -> list[FoundInput]:
     """Expand files and folders (recursively, sorted) into image paths, in the order given.
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .faces import Faces
+
+if TYPE_CHECKING:
+    from .detectors import DetectorConfig
+    from .protocols import FaceClassifier, FaceDetector
 
 
 @dataclass
@@ -37,7 +41,7 @@ class MaskPipeline:
     the classifier's). None: the detector's ``default_fusion``, else ``classifier``.
     """
 
-    def __init__(self, detector: Any, classifier: Any | None, fusion: str | None = None):
+    def __init__(self, detector: "FaceDetector", classifier: "FaceClassifier | None", fusion: str | None = None):
         fusion = fusion or getattr(detector, "default_fusion", None) or "classifier"
         if fusion not in FUSIONS:
             from .errors import MaskWatchError
@@ -65,9 +69,9 @@ class MaskPipeline:
 
 
 def build_pipeline(
-    detector: str | None = None,
+    detector: "str | DetectorConfig | None" = None,
     min_score: float | None = None,
-    min_face: float = 0,
+    min_face: float | None = 0,
     threads: int | None = None,
     detector_model: str | None = None,
     classifier_model: str | None = None,
@@ -77,18 +81,23 @@ def build_pipeline(
 ) -> MaskPipeline:
     """The default MaskWatch pipeline, configured by name (what the CLI and the server build).
 
-    ``detector`` None: :data:`~maskwatch.detectors.DEFAULT_DETECTOR`. ``classifier=False`` runs no
-    crop classifier (the detector's own state, if it has one, is the answer).
+    ``detector``: a name (None: :data:`~maskwatch.detectors.DEFAULT_DETECTOR`) configured by the
+    detector options here, where None means "not set" (the detector's default), or a ready
+    :class:`~maskwatch.detectors.DetectorConfig` (then only ``threads`` of those options is read, for the
+    classifier, defaulting to the config's). ``classifier=False`` runs no crop classifier (the
+    detector's own state, if it has one, is the answer).
     """
     from .classifier import MaskClassifier
-    from .detectors import DEFAULT_DETECTOR, create_detector
+    from .detectors import DEFAULT_DETECTOR, DetectorConfig, detector_config
 
-    options = dict(detector_options, min_face=min_face, threads=threads)
-    if min_score is not None:
-        options["min_score"] = min_score
-    if detector_model is not None:
-        options["model_path"] = detector_model
-    found = create_detector(detector or DEFAULT_DETECTOR, **options)
+    if isinstance(detector, DetectorConfig):
+        config = detector
+        threads = config.threads if threads is None else threads
+    else:
+        given = dict(detector_options, min_face=min_face, threads=threads, min_score=min_score,
+                     model_path=detector_model)
+        config = detector_config(detector or DEFAULT_DETECTOR, **{k: v for k, v in given.items() if v is not None})
+    found = config.build()
     if fusion == "detector" and not getattr(found, "default_fusion", None):
         from .errors import MaskWatchError
 

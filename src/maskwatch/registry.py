@@ -80,16 +80,14 @@ register(ModelSpec(
 
 
 def cache_dir() -> Path:
-    """Where downloaded models live: ``$MASKWATCH_CACHE/models`` or the platform user cache."""
-    root = os.environ.get("MASKWATCH_CACHE")
-    if not root:
-        from platformdirs import user_cache_dir
+    """Where downloaded models live: ``$MASKWATCH_CACHE/models`` or the platform user cache
+    (:mod:`maskwatch.settings`)."""
+    from .settings import get_settings
 
-        root = user_cache_dir("maskwatch")
-    return Path(root) / "models"
+    return get_settings().models_dir
 
 
-def sha256_of(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+def sha256_of(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         while block := fh.read(chunk):
@@ -121,7 +119,7 @@ def _check(path: Path, spec: ModelSpec, where: str) -> Path:
     return path
 
 
-def resolve_model(name: str, path: str | os.PathLike | None = None, download: bool = True) -> Path:
+def resolve_model(name: str, path: str | os.PathLike[str] | None = None, download: bool = True) -> Path:
     """Return a local, verified path for model ``name`` (see the module docstring for the order)."""
     if path is not None:
         explicit = Path(path).expanduser()

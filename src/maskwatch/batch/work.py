@@ -162,6 +162,7 @@ class BatchWorker:
         return result
 
     def _run_video(self, item: Item) -> dict[str, Any]:
+        from ..detectors import Preferred
         from ..monitor import Watcher, run_watch
         from ..pipeline import build_pipeline
         from ..video import VideoFileSource
@@ -170,7 +171,7 @@ class BatchWorker:
         if self._video is None:
             self._video = build_pipeline(s.detector or "centerface", min_score=s.min_score, min_face=s.min_face,
                                          threads=s.threads, classifier_model=s.classifier_model,
-                                         input_size=s.input_size or 640)
+                                         input_size=s.input_size or Preferred(640))  # watch's default
         events: list = []
         watcher = Watcher(self._video.detector, self._video.classifier, source=item.path, camera=item.path,
                           detect_every=s.detect_every, state_config=s.state,
@@ -211,15 +212,15 @@ class BatchWorker:
                 "head": head, "tail": tail}
 
     def _run_images(self, item: Item) -> dict[str, Any]:
+        from ..faces import detection_record
         from ..images import read_image
         from ..pipeline import build_pipeline
 
         s = self.settings
         if self._images is None:
-            name = s.detector
-            options = {"input_size": s.input_size} if s.input_size and (name or "centerface").startswith("centerface") else {}
-            self._images = build_pipeline(name, min_score=s.min_score, min_face=0,  # detect's default
-                                          threads=s.threads, classifier_model=s.classifier_model, **options)
+            self._images = build_pipeline(s.detector, min_score=s.min_score, min_face=0,  # detect's default
+                                          threads=s.threads, classifier_model=s.classifier_model,
+                                          input_size=s.input_size)
         records, failed = [], []
         for n, path in enumerate(item.images):
             self._report(item, n)
@@ -231,8 +232,7 @@ class BatchWorker:
                 failed.append([path, str(exc)])
                 continue
             ms = (time.perf_counter() - t0) * 1000
-            records.append({"image": path, "width": int(image.shape[1]), "height": int(image.shape[0]),
-                            "ms": round(ms, 2), "faces": faces.to_records()})
+            records.append(detection_record(faces, path, image.shape[1], image.shape[0], ms))
         self._report(item, len(item.images), force=True)
         return {"records": records, "failed": failed}
 

@@ -16,8 +16,9 @@ app = typer.Typer(
 
 
 
-@app.callback()
+@app.callback(invoke_without_command=True)  # so that `maskwatch --version` needs no command
 def _root(
+    ctx: typer.Context,
     version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
 ) -> None:
     """Check whether people wear face masks in photos, video files and live cameras."""
@@ -26,6 +27,9 @@ def _root(
 
         typer.echo(f"maskwatch {__version__}")
         raise typer.Exit()
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help(), err=True)
+        raise typer.Exit(2)
 
 
 #: modules under maskwatch.cli that define ``register(app)``

@@ -42,22 +42,6 @@ def output_path(image: Path, root: Path | None, out: Path | None) -> Path:
     return out / name
 
 
-def write_jpeg(path: Path, image) -> None:
-    """Write with a clear error (cv2.imwrite only returns False)."""
-    import cv2
-
-    from ..errors import InputError
-
-    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
-    if not ok:
-        raise InputError(path, "could not encode the annotated image")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data.tobytes())
-    except OSError as exc:
-        raise InputError(path, f"cannot write annotated image ({exc.strerror or exc})") from None
-
-
 def detect_command(
     paths: List[Path] = typer.Argument(None, help="Image files and/or folders (searched recursively)."),
     example: bool = typer.Option(False, "--example", help=f"Run on the bundled example photo ({EXAMPLE_NOTE})."),
@@ -75,7 +59,7 @@ def detect_command(
                                                     "(the same as --classifier FILE)."),
     fusion: Optional[str] = typer.Option(None, "--fusion", help="Whose mask state counts when the detector has its "
                                          "own: detector, classifier or fused (mean). Default: the detector's."),
-    input_size: Optional[int] = typer.Option(None, "--input-size", help="CenterFace: longer side resized to this (default 544)."),
+    input_size: Optional[int] = typer.Option(None, "--input-size", help="Longer side resized to this (centerface, centerface-mask: default 544; yunet: default native)."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for inference (default: all)."),
     no_draw: bool = typer.Option(False, "--no-draw", help="Do not write annotated images."),
     max_pixels: int = typer.Option(64_000_000, "--max-pixels", help="Refuse images larger than this many pixels."),
@@ -89,7 +73,8 @@ def detect_command(
 
     from ..draw import annotate
     from ..errors import MaskWatchError
-    from ..images import find_images, read_image
+    from ..faces import detection_record
+    from ..images import find_images, read_image, write_jpeg
     from ..pipeline import StageTimer, build_pipeline
 
     inputs = list(paths or [])
@@ -102,7 +87,6 @@ def detect_command(
     found = find_images(inputs)
     if threads:
         cv2.setNumThreads(threads)
-    options = {"input_size": input_size} if input_size and (detector or "centerface").startswith("centerface") else {}
     use_classifier = classifier.lower() != "none"
     if use_classifier and classifier.lower() != "default":
         classifier_model = Path(classifier)
@@ -110,7 +94,7 @@ def detect_command(
         pipeline = build_pipeline(detector, min_score=min_score, min_face=min_face, threads=threads,
                                   detector_model=str(detector_model) if detector_model else None,
                                   classifier_model=str(classifier_model) if classifier_model else None,
-                                  classifier=use_classifier, fusion=fusion, **options)
+                                  classifier=use_classifier, fusion=fusion, input_size=input_size)
 
     roots = {Path(p).resolve(): Path(p) for p in inputs if Path(p).is_dir()}
     counts: Counter = Counter()
@@ -154,8 +138,7 @@ def detect_command(
                 if image_counts["no_mask"]:
                     unmasked_images += 1
                 if json_file is not None:
-                    record = {"image": str(item.path), "width": int(image.shape[1]), "height": int(image.shape[0]),
-                              "ms": round(ms, 2), "faces": faces.to_records()}
+                    record = detection_record(faces, str(item.path), image.shape[1], image.shape[0], ms)
                     json_file.write(json.dumps(record) + "\n")
                 if show_each:
                     parts = ", ".join(f"{n} {k}" for k, n in image_counts.items() if n) or "no faces"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -13,6 +12,7 @@ from rich.table import Table
 from ._common import output_errors, writable_dir
 
 from ..errors import MaskWatchError
+from ._common import fail
 
 eval_app = typer.Typer(help="Measure detection and classification quality on an annotated dataset.",
                        no_args_is_help=True)
@@ -27,8 +27,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _fail(exc: Exception) -> None:
-    err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
+    raise fail(str(exc)) from None  # the one error line and exit status 2 of every command
 
 
 def _progress(description: str) -> Callable:
@@ -59,23 +58,10 @@ def _parse_pairs(values: list[str] | None, what: str) -> dict[str, str]:
 
 
 def _default_min_score(name: str) -> float:
-    """The ``min_score`` a detector uses when not told otherwise (its operating point)."""
-    import importlib
+    """The ``min_score`` a detector uses when not told otherwise (its operating point, from its config)."""
+    from ..detectors import config_class
 
-    from ..detectors import DETECTORS
-
-    target = DETECTORS.get(name)
-    if target is None:
-        raise MaskWatchError(f"unknown detector '{name}'; choose from: {', '.join(DETECTORS)}")
-    module_name, class_name = target.split(":")
-    try:
-        cls = getattr(importlib.import_module(module_name), class_name)
-    except ImportError as exc:
-        raise MaskWatchError(f"detector '{name}' is not available in this installation ({exc})") from None
-    default = inspect.signature(cls).parameters.get("min_score")
-    if default is None or default.default is inspect.Parameter.empty:
-        raise MaskWatchError(f"detector '{name}' has no default min_score; pass --operating-score")
-    return float(default.default)
+    return float(config_class(name).model_fields["min_score"].default)
 
 
 def _model_path(registry_name: str, explicit: str | None) -> str | None:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 import sys
-from datetime import datetime, timedelta, timezone
 from typing import Optional
 
 import typer
 
 from ..errors import MaskWatchError
+from ..store.since import parse_since
+from ._common import fail
 
 FORMATS = ("table", "csv", "json")
 CSV_FIELDS = ["id", "type", "time", "video_time", "frame", "track_id", "source", "camera", "state_before",
@@ -20,22 +20,6 @@ CSV_FIELDS = ["id", "type", "time", "video_time", "frame", "track_id", "source",
 
 def register(app: typer.Typer) -> None:
     app.command("events")(events)
-
-
-def parse_since(text: str, now: datetime | None = None) -> datetime:
-    """ISO 8601 time/date (naive = UTC) or a duration back from now: ``30s``, ``15m``, ``2h``, ``7d``."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", text)
-    if match:
-        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
-        try:
-            return (now or datetime.now(timezone.utc)) - timedelta(**{unit: float(match.group(1))})
-        except OverflowError:
-            raise MaskWatchError(f"--since {text!r}: duration too long (it reaches before year 1)") from None
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise MaskWatchError(f"--since {text!r}: expected an ISO time (2026-11-22T10:00) or a duration (30m, 2h, 7d)") from None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
 def events(
@@ -62,8 +46,7 @@ def events(
                             source=source, limit=limit)
         store.close()
     except MaskWatchError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        raise fail(str(exc)) from None
     rows = [ev.to_dict() for ev in found]
     if format_ == "json":
         typer.echo(json.dumps(rows, indent=2))

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from ..errors import MaskWatchError
+from ._common import fail
 
 
 def default_template_dir() -> Path:
-    """``$MASKWATCH_SHARED/masks/masktheface`` (``../shared`` when the variable is not set)."""
-    return Path(os.environ.get("MASKWATCH_SHARED", "../shared")) / "masks" / "masktheface"
+    """``$MASKWATCH_SHARED/masks/masktheface``; a MaskWatchError when it is unset or missing."""
+    from ..settings import get_settings
+
+    return get_settings().shared_path("masks", "masktheface", what="mask templates (--templates)")
 
 
 def synth(
@@ -49,8 +51,10 @@ def synth(
             style_weights = parse_weights(styles, STYLES, "style")
         except ValueError as exc:
             raise MaskWatchError(str(exc)) from None
+        if templates is None and style_weights.get("templates", 0) > 0:
+            templates = default_template_dir()
         synth_ = MaskSynthesizer.with_templates(
-            templates or default_template_dir(), modes=mode_weights, styles=style_weights, per_face=per_face,
+            templates, modes=mode_weights, styles=style_weights, per_face=per_face,
             min_face=min_face, detector=CenterFaceDetector(input_size=320, threads=threads),
         )
         with Progress(TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -60,12 +64,8 @@ def synth(
                 src, out, synth_, seed=seed, limit=limit, preview=preview,
                 progress=lambda n: bar.advance(task, n), on_total=lambda n: bar.update(task, total=n),
             )
-    except ValueError as exc:
-        err.print(f"error: {exc}", markup=False, highlight=False)
-        raise typer.Exit(2)
-    except MaskWatchError as exc:
-        err.print(f"error: {exc}", markup=False, highlight=False)
-        raise typer.Exit(1)
+    except (ValueError, MaskWatchError) as exc:  # bad input, options or templates: exit 2, as every command
+        raise fail(str(exc)) from None
     _print_summary(report, out, preview)
 
 

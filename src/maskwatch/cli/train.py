@@ -68,7 +68,7 @@ def train_command(
     written to OUT/split_manifest.jsonl; test numbers are on the held-out real faces only.
     """
     need_extra("torch", "train")
-    from ..data.labels import parse_label_map, read_relabels
+    from ..data.labels import read_relabels
     from ..registry import cache_dir
     from ..train.data import SourceSpec
     from ..train.loop import TrainConfig
@@ -151,7 +151,6 @@ def train_detector_command(
     maskwatch train-detector --voc data/kaggle-face-mask --synth synth-scenes --out runs/det
     """
     need_extra("torch", "train")
-    from ..data.labels import parse_label_map
     from ..train.data import SourceSpec
     from ..train.detector_loop import DetectorTrainConfig
     from ..train.detector_run import run_detector_training

@@ -1,36 +1,50 @@
-"""Face detectors behind one interface (:class:`FaceDetector`), chosen by name."""
+"""Face detectors behind one interface (:class:`FaceDetector`), chosen by name.
+
+Each detector declares a pydantic config next to its class (:class:`DetectorConfig` subclasses:
+its defaults and the options it takes); :data:`DETECTORS` is built from them.
+"""
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
-from .base import FaceDetector, filter_faces
+from ..errors import MaskWatchError
+from .aizoo import AizooConfig
+from .base import DetectorConfig, FaceDetector, filter_faces, make_config
+from .centerface import CenterFaceConfig
+from .centerface_mask import CenterFaceMaskConfig
+from .mtcnn import MTCNNConfig
+from .ultraface import UltraFaceConfig
+from .yunet import YuNetConfig
 
-#: name -> "module:Class"; modules are imported only when their detector is asked for.
-DETECTORS: dict[str, str] = {
-    "centerface-mask": "maskwatch.detectors.centerface_mask:CenterFaceMaskDetector",
-    "centerface": "maskwatch.detectors.centerface:CenterFaceDetector",
-    "yunet": "maskwatch.detectors.yunet:YuNetDetector",
-    "ultraface": "maskwatch.detectors.ultraface:UltraFaceDetector",
-    "mtcnn": "maskwatch.detectors.mtcnn:MTCNNDetector",
-    "aizoo": "maskwatch.detectors.aizoo:AizooDetector",
+#: name -> config class; a config's ``build()`` makes its detector (heavy imports happen there).
+DETECTORS: dict[str, type[DetectorConfig]] = {
+    config.name: config
+    for config in (CenterFaceMaskConfig, CenterFaceConfig, YuNetConfig, UltraFaceConfig, MTCNNConfig, AizooConfig)
 }
 
 #: What every command uses unless told otherwise: MaskWatch's own mask-aware detector.
 DEFAULT_DETECTOR = "centerface"
 
 
-def create_detector(name: str, **options: Any) -> FaceDetector:
-    """Build a detector by name; options (min_score, min_face, threads, model_path, ...) go to it."""
-    target = DETECTORS.get(name.lower())
-    if target is None:
-        from ..errors import MaskWatchError
-
+def config_class(name: str) -> type[DetectorConfig]:
+    """The config class of detector ``name``; a one-line error listing the known names otherwise."""
+    found = DETECTORS.get(name.lower())
+    if found is None:
         raise MaskWatchError(f"unknown detector '{name}'; choose from: {', '.join(DETECTORS)}")
-    module_name, class_name = target.split(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    return cls(**applicable_options(cls, name, options))
+    return found
+
+
+def detector_config(name: str, **options: Any) -> DetectorConfig:
+    """Validate ``options`` for detector ``name`` (see :func:`applicable_options`)."""
+    cls = config_class(name)
+    return make_config(cls, applicable_options(cls, cls.name, options))
+
+
+def create_detector(name: str, **options: Any) -> FaceDetector:
+    """Build a detector by name; options (min_score, min_face, threads, model_path, ...) are checked
+    by its config: one it does not take is a one-line error naming the option and the detector."""
+    return detector_config(name, **options).build()
 
 
 class Preferred:
@@ -42,39 +56,25 @@ class Preferred:
 
 
 def applicable_options(cls: type, name: str, options: dict[str, Any]) -> dict[str, Any]:
-    """The options ``cls``'s constructor accepts. An option it does not take is dropped when it is
-    None or :class:`Preferred`, and otherwise refused with a one-line error naming the detector."""
-    import inspect
-
-    params = inspect.signature(cls.__init__).parameters
-    takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    """The options ``cls`` (a :class:`DetectorConfig` or a detector class) takes. An option it does not
+    take is dropped when it is None or :class:`Preferred`, and otherwise refused with a one-line error
+    naming the detector and the detectors that do take it."""
+    config: type[DetectorConfig] = getattr(cls, "config_class", cls)
+    fields = config.model_fields
     out: dict[str, Any] = {}
     for key, value in options.items():
-        if takes_any or key in params:
-            value = value.value if isinstance(value, Preferred) else value
-            if value is not None or key in params:
-                out[key] = value
+        if key in fields:
+            out[key] = value.value if isinstance(value, Preferred) else value
         elif value is not None and not isinstance(value, Preferred):
-            from ..errors import MaskWatchError
-
-            raise MaskWatchError(f"detector '{name}' has no {key.replace('_', '-')} option (--{key.replace('_', '-')} "
-                                 f"applies to: {', '.join(_takers(key))})")
+            flag = key.replace("_", "-")
+            raise MaskWatchError(f"detector '{name}' has no {flag} option (--{flag} applies to: "
+                                 f"{', '.join(_takers(key))})")
     return out
 
 
 def _takers(key: str) -> list[str]:
-    import inspect
-
-    found = []
-    for det, target in DETECTORS.items():
-        module_name, class_name = target.split(":")
-        try:
-            cls = getattr(importlib.import_module(module_name), class_name)
-        except ImportError:
-            continue
-        if key in inspect.signature(cls.__init__).parameters:
-            found.append(det)
-    return found or ["no detector"]
+    return [name for name, config in DETECTORS.items() if key in config.model_fields] or ["no detector"]
 
 
-__all__ = ["DEFAULT_DETECTOR", "DETECTORS", "FaceDetector", "Preferred", "create_detector", "filter_faces"]
+__all__ = ["DEFAULT_DETECTOR", "DETECTORS", "DetectorConfig", "FaceDetector", "Preferred", "applicable_options",
+           "config_class", "create_detector", "detector_config", "filter_faces"]

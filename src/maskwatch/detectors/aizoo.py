@@ -13,13 +13,15 @@ beside it, same stem).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, ClassVar
 
 import cv2
 import numpy as np
+from pydantic import Field
 
 from ..errors import ModelError
 from ..faces import Faces
-from .base import faces_from_candidates
+from .base import DetectorConfig, configured, faces_from_candidates
 
 INPUT_SIZE = 260
 FEATURE_MAPS = (33, 17, 9, 5, 3)
@@ -52,20 +54,25 @@ def decode_boxes(anchors: np.ndarray, deltas: np.ndarray) -> np.ndarray:
     return np.concatenate([new_centre - new_wh / 2, new_centre + new_wh / 2], axis=1)
 
 
+class AizooConfig(DetectorConfig):
+    name: ClassVar[str] = "aizoo"
+    min_score: float = Field(0.5, ge=0, le=1, description="Face confidence threshold.")
+    nms_iou: float = Field(0.4, gt=0, le=1, description="IoU above which overlapping boxes are merged.")
+
+    def build(self) -> "AizooDetector":
+        return AizooDetector(self)
+
+
 class AizooDetector:
     """AIZOO face-mask SSD. Sets ``probs``: (mask, no_mask, 0) normalised from the two class scores;
     the face score is the larger class score, as upstream."""
 
     name = "aizoo"
+    config_class: ClassVar[type[AizooConfig]] = AizooConfig
 
-    def __init__(
-        self,
-        model_path: str | None = None,
-        min_score: float = 0.5,
-        min_face: float = 0,
-        threads: int | None = None,
-        nms_iou: float = 0.4,
-    ):
+    def __init__(self, config: AizooConfig | None = None, /, **options: Any):
+        config = self.config = configured(AizooConfig, config, options)
+        model_path, threads = config.model_path, config.threads
         if model_path is None:
             raise ModelError(
                 "the AIZOO detector needs its files given by path: pass face_mask_detection.caffemodel "
@@ -85,9 +92,9 @@ class AizooDetector:
         except cv2.error as exc:
             raise ModelError(f"{weights}: OpenCV cannot load it as a Caffe model ({str(exc).strip().splitlines()[-1]})") from None
         self.anchors = aizoo_anchors()
-        self.min_score = float(min_score)
-        self.min_face = float(min_face)
-        self.nms_iou = float(nms_iou)
+        self.min_score = float(config.min_score)
+        self.min_face = float(config.min_face)
+        self.nms_iou = float(config.nms_iou)
 
     def detect(self, image: np.ndarray) -> Faces:
         blob = cv2.dnn.blobFromImage(image, 1 / 255.0, (INPUT_SIZE, INPUT_SIZE), swapRB=True)

@@ -3,26 +3,68 @@
 from __future__ import annotations
 
 import os
-from typing import Protocol, runtime_checkable
+from typing import Any, ClassVar, Mapping, TypeVar
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..errors import ModelError
+from ..errors import MaskWatchError, ModelError
 from ..faces import Faces
+from ..protocols import FaceDetector as FaceDetector
 
 
-@runtime_checkable
-class FaceDetector(Protocol):
-    """A face detector: BGR ``uint8`` image in, :class:`~maskwatch.faces.Faces` out.
+class DetectorConfig(BaseModel):
+    """The options every detector takes. Each detector declares its own subclass next to its class
+    (its defaults, its extra options); the registry in :mod:`maskwatch.detectors` is built from them.
+    An option a detector does not take is an error (``extra="forbid"``)."""
 
-    Detectors that also judge masks (peers such as AIZOO or the masked-face UltraFace) may set
-    ``probs``; MaskWatch's own pipeline replaces them with its classifier's.
-    """
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
 
-    name: str
-    min_score: float
+    #: the detector's name in the registry (``--detector NAME``)
+    name: ClassVar[str] = ""
 
-    def detect(self, image: np.ndarray) -> Faces: ...
+    model_path: str | None = Field(None, description="Model file (default: found by the model registry).")
+    min_score: float = Field(0.5, ge=0, le=1, description="Face confidence threshold.")
+    min_face: float = Field(0, ge=0, description="Drop faces whose shorter side is below this (pixels).")
+    threads: int | None = Field(None, ge=0, description="Inference threads (None or 0: the runtime's default).")
+
+    @field_validator("model_path", mode="before")
+    @classmethod
+    def _path_as_text(cls, value: Any) -> Any:
+        return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+    def build(self) -> FaceDetector:
+        """The detector this config describes."""
+        raise NotImplementedError(f"{type(self).__name__} builds no detector")
+
+
+C = TypeVar("C", bound=DetectorConfig)
+
+
+def make_config(cls: type[C], options: Mapping[str, Any]) -> C:
+    """``cls(**options)`` with one line per problem, naming the option and the detector."""
+    try:
+        return cls(**options)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            option = ".".join(str(p) for p in error["loc"]).replace("_", "-") or "options"
+            if error["type"] == "extra_forbidden":
+                problems.append(f"detector '{cls.name}' has no {option} option")
+            else:
+                problems.append(f"detector '{cls.name}' option {option}: {error['msg']} (got {error.get('input')!r})")
+        raise MaskWatchError("; ".join(problems)) from None
+
+
+def configured(cls: type[C], config: C | None, options: Mapping[str, Any]) -> C:
+    """What a detector's constructor does with ``Detector(config)`` or ``Detector(**options)``."""
+    if config is None:
+        return make_config(cls, options)
+    if options:
+        raise TypeError(f"pass either a {cls.__name__} or options, not both")
+    if not isinstance(config, cls):
+        raise TypeError(f"expected a {cls.__name__}, got {type(config).__name__}")
+    return config
 
 
 def filter_faces(faces: Faces, min_score: float, min_face: float) -> Faces:
@@ -35,7 +77,7 @@ def filter_faces(faces: Faces, min_score: float, min_face: float) -> Faces:
     return faces[keep]
 
 
-def onnx_session(model_path, threads: int | None, name: str | None = None):
+def onnx_session(model_path: str | bytes | os.PathLike[str], threads: int | None, name: str | None = None) -> Any:
     """An ONNX Runtime CPU session with a fixed number of threads (None: ORT's default).
 
     ``model_path`` may be the model's bytes; ``name`` then says which file they came from in errors.
@@ -53,13 +95,15 @@ def onnx_session(model_path, threads: int | None, name: str | None = None):
     # the other session needs: on 2 cores, disabling it took bench_detect from 35.6 to 21.0 ms per
     # image (median) and the 8-face video loop from 15.9 to 33.7 FPS. A lone session loses ~0.1 ms.
     # MASKWATCH_ORT_SPINNING=1 restores ORT's default.
-    spinning = os.environ.get("MASKWATCH_ORT_SPINNING", "0").strip() not in ("", "0")
-    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    from ..settings import get_settings
+
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if get_settings().ort_spinning else "0")
     try:
         return ort.InferenceSession(str(model_path) if not isinstance(model_path, bytes) else model_path,
                                     sess_options=options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # ORT raises its own exception types for unreadable graphs
-        raise ModelError(f"{name or model_path}: ONNX Runtime cannot load it ({exc})") from None
+        where = name or ("the model" if isinstance(model_path, bytes) else os.fspath(model_path))
+        raise ModelError(f"{where}: ONNX Runtime cannot load it ({exc})") from None
 
 
 def faces_from_candidates(

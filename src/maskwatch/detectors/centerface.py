@@ -8,15 +8,17 @@ they are made symbolic before the session is built.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any, ClassVar
 
 import cv2
 import numpy as np
+from pydantic import Field
 
 from ..boxes import clip_boxes, nms
 from ..errors import ModelError
 from ..faces import Faces
 from ..registry import resolve_model
-from .base import filter_faces, onnx_session
+from .base import DetectorConfig, configured, filter_faces, onnx_session
 
 INPUT_NAME = "input.1"
 OUTPUT_NAMES = ["537", "538", "539", "540"]  # heatmap, log-scale, offset, landmarks
@@ -51,7 +53,21 @@ def _dynamic_model_bytes(path: str) -> bytes:
     kept = [i for i in model.graph.input if i.name not in weights]
     del model.graph.input[:]
     model.graph.input.extend(kept)
-    return model.SerializeToString()
+    serialized: bytes = model.SerializeToString()
+    return serialized
+
+
+class CenterFaceConfig(DetectorConfig):
+    name: ClassVar[str] = "centerface"
+    min_score: float = Field(DEFAULT_MIN_SCORE, ge=0, le=1, description="Face confidence threshold.")
+    input_size: int | None = Field(DEFAULT_INPUT_SIZE, ge=0, description="Longer image side resized to this "
+                                   "(None or 0: native size).")
+    nms_iou: float = Field(0.3, gt=0, le=1, description="IoU above which overlapping boxes are merged.")
+    box_adjust: tuple[float, float, float, float] | None = Field(
+        DEFAULT_BOX_ADJUST, description="Offsets added to x1, y1, x2, y2 (fractions of box size); None: none.")
+
+    def build(self) -> "CenterFaceDetector":
+        return CenterFaceDetector(self)
 
 
 class CenterFaceDetector:
@@ -62,28 +78,22 @@ class CenterFaceDetector:
     """
 
     name = "centerface"
+    config_class: ClassVar[type[CenterFaceConfig]] = CenterFaceConfig
     registry_name = "centerface"
     input_name = INPUT_NAME
     output_names = OUTPUT_NAMES
 
-    def __init__(
-        self,
-        model_path: str | None = None,
-        min_score: float = DEFAULT_MIN_SCORE,
-        min_face: float = 0,
-        input_size: int | None = DEFAULT_INPUT_SIZE,
-        nms_iou: float = 0.3,
-        threads: int | None = None,
-        box_adjust: tuple[float, float, float, float] | None = DEFAULT_BOX_ADJUST,
-    ):
-        path = resolve_model(self.registry_name, model_path)
+    def __init__(self, config: CenterFaceConfig | None = None, /, **options: Any):
+        config = configured(self.config_class, config, options)
+        self.config = config
+        path = resolve_model(self.registry_name, config.model_path)
         self.model_path = str(path)
-        self.session = onnx_session(self._model_bytes(str(path)), threads, name=str(path))
-        self.min_score = float(min_score)
-        self.min_face = float(min_face)
-        self.input_size = input_size
-        self.nms_iou = nms_iou
-        self.box_adjust = None if box_adjust is None else np.asarray(box_adjust, np.float32)
+        self.session = onnx_session(self._model_bytes(str(path)), config.threads, name=str(path))
+        self.min_score = float(config.min_score)
+        self.min_face = float(config.min_face)
+        self.input_size = config.input_size
+        self.nms_iou = config.nms_iou
+        self.box_adjust = None if config.box_adjust is None else np.asarray(config.box_adjust, np.float32)
 
     def _model_bytes(self, path: str) -> bytes:
         return _dynamic_model_bytes(path)
@@ -113,7 +123,8 @@ class CenterFaceDetector:
             if self.box_adjust is not None:
                 wh = np.concatenate([faces.widths[:, None], faces.heights[:, None]], axis=1)
                 faces.boxes += self.box_adjust * np.tile(wh, 2)
-            faces.landmarks /= scale
+            if faces.landmarks is not None:
+                faces.landmarks /= scale
             faces.boxes = clip_boxes(faces.boxes, image.shape[1], image.shape[0])
         return filter_faces(faces, self.min_score, self.min_face)
 

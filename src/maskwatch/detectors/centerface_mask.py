@@ -9,9 +9,13 @@ so the crop classifier is optional. Its boxes follow the datasets' brow-to-chin 
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any, ClassVar
+
+from pydantic import Field
 
 from ..errors import ModelError
-from .centerface import CenterFaceDetector
+from .base import configured
+from .centerface import CenterFaceConfig, CenterFaceDetector
 
 #: Operating point and input size, chosen on the Kaggle val split (see MODEL_CARD_DETECTOR.md).
 DEFAULT_INPUT_SIZE = 544
@@ -34,27 +38,40 @@ def _checked_model_bytes(path: str) -> bytes:
     if names != OUTPUTS:
         raise ModelError(f"{path}: not a MaskWatch centerface-mask model (outputs {names}, expected {OUTPUTS}); "
                          "the stock CenterFace is --detector centerface")
-    return model.SerializeToString()
+    serialized: bytes = model.SerializeToString()
+    return serialized
+
+
+class CenterFaceMaskConfig(CenterFaceConfig):
+    name: ClassVar[str] = "centerface-mask"
+    min_score: float = Field(DEFAULT_MIN_SCORE, ge=0, le=1, description="Face confidence threshold.")
+    input_size: int | None = Field(DEFAULT_INPUT_SIZE, ge=0, description="Longer image side resized to this "
+                                   "(None or 0: native size).")
+    box_adjust: tuple[float, float, float, float] | None = Field(
+        None, description="None: trained on the datasets' boxes, so no adjustment.")
+
+    def build(self) -> "CenterFaceMaskDetector":
+        return CenterFaceMaskDetector(self)
 
 
 class CenterFaceMaskDetector(CenterFaceDetector):
     """The fine-tuned CenterFace with a state head: sets ``probs`` on the faces it finds."""
 
     name = "centerface-mask"
+    config_class: ClassVar[type[CenterFaceMaskConfig]] = CenterFaceMaskConfig
     registry_name = "centerface-mask"
     input_name = "input"
     output_names = OUTPUTS
     default_fusion = DEFAULT_FUSION
 
-    def __init__(self, model_path: str | None = None, min_score: float = DEFAULT_MIN_SCORE, min_face: float = 0,
-                 input_size: int | None = DEFAULT_INPUT_SIZE, nms_iou: float = 0.3, threads: int | None = None,
-                 box_adjust: tuple[float, float, float, float] | None = None):
-        if model_path is None:
+    def __init__(self, config: CenterFaceMaskConfig | None = None, /, **options: Any):
+        config = configured(CenterFaceMaskConfig, config, options)
+        if config.model_path is None:
             # No trained model ships yet (see MODEL_CARD_DETECTOR.md): say how to get one.
             raise ModelError("the centerface-mask detector has no bundled model yet: train one with "
                              "`maskwatch train-detector --out runs/det ...` and pass "
                              "--detector-model runs/det/centerface_mask.onnx (the default detector is centerface)")
-        super().__init__(model_path, min_score, min_face, input_size, nms_iou, threads, box_adjust)
+        super().__init__(config)
 
     def _model_bytes(self, path: str) -> bytes:
         return _checked_model_bytes(path)

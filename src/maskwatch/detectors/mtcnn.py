@@ -7,19 +7,20 @@ Its P/R/O-Net weights ship inside the facenet-pytorch wheel (no download).
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, ClassVar
 
 import numpy as np
+from pydantic import Field
 
 from ..boxes import clip_boxes
 from ..errors import ModelError
 from ..faces import Faces
-from .base import filter_faces
+from .base import DetectorConfig, configured, filter_faces
 
 INSTALL_HINT = 'pip install "maskwatch[mtcnn]" && pip install --no-deps facenet-pytorch==2.6.0'
 
 
-def _load_mtcnn_class():
+def _load_mtcnn_class() -> Any:
     try:
         import torch  # noqa: F401
     except ImportError:
@@ -34,6 +35,16 @@ def _load_mtcnn_class():
     return MTCNN
 
 
+class MTCNNConfig(DetectorConfig):
+    name: ClassVar[str] = "mtcnn"
+    min_score: float = Field(0.9, ge=0, le=1, description="Threshold on the final O-Net probability.")
+    min_face: float = Field(20, ge=0, description="Smallest face searched for (pixels); also filters.")
+    thresholds: tuple[float, float, float] = Field((0.6, 0.7, 0.7), description="P-, R- and O-Net stage thresholds.")
+
+    def build(self) -> "MTCNNDetector":
+        return MTCNNDetector(self)
+
+
 class MTCNNDetector:
     """MTCNN with facenet-pytorch's defaults (pyramid factor 0.709).
 
@@ -43,16 +54,12 @@ class MTCNNDetector:
     """
 
     name = "mtcnn"
+    config_class: ClassVar[type[MTCNNConfig]] = MTCNNConfig
 
-    def __init__(
-        self,
-        min_score: float = 0.9,
-        min_face: float = 20,
-        threads: int | None = None,
-        thresholds: Sequence[float] = (0.6, 0.7, 0.7),
-        model_path: str | None = None,
-    ):
-        if model_path is not None:
+    def __init__(self, config: MTCNNConfig | None = None, /, **options: Any):
+        config = self.config = configured(MTCNNConfig, config, options)
+        min_score, min_face, threads, thresholds = config.min_score, config.min_face, config.threads, config.thresholds
+        if config.model_path is not None:
             raise ModelError("the MTCNN detector uses the weights inside facenet-pytorch; it takes no model path")
         mtcnn_class = _load_mtcnn_class()
         import torch

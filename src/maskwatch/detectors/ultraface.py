@@ -13,28 +13,35 @@ no_mask = the rest, incorrect = 0 (it has no such class), so it can be scored as
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import cv2
 import numpy as np
+from pydantic import Field
 
 from ..errors import ModelError
 from ..faces import Faces
 from ..registry import resolve_model
-from .base import faces_from_candidates, onnx_session
+from .base import DetectorConfig, configured, faces_from_candidates, onnx_session
+
+
+class UltraFaceConfig(DetectorConfig):
+    name: ClassVar[str] = "ultraface"
+    min_score: float = Field(0.5, ge=0, le=1, description="Face confidence threshold.")
+    nms_iou: float = Field(0.3, gt=0, le=1, description="IoU above which overlapping boxes are merged.")
+
+    def build(self) -> "UltraFaceDetector":
+        return UltraFaceDetector(self)
 
 
 class UltraFaceDetector:
     name = "ultraface"
+    config_class: ClassVar[type[UltraFaceConfig]] = UltraFaceConfig
 
-    def __init__(
-        self,
-        model_path: str | None = None,
-        min_score: float = 0.5,
-        min_face: float = 0,
-        threads: int | None = None,
-        nms_iou: float = 0.3,
-    ):
-        path = resolve_model("ultraface", model_path)
-        self.session = onnx_session(path, threads)
+    def __init__(self, config: UltraFaceConfig | None = None, /, **options: Any):
+        config = self.config = configured(UltraFaceConfig, config, options)
+        path = resolve_model("ultraface", config.model_path)
+        self.session = onnx_session(path, config.threads)
         inputs, outputs = self.session.get_inputs(), {o.name: o for o in self.session.get_outputs()}
         if len(inputs) != 1 or {"scores", "boxes"} - set(outputs):
             raise ModelError(f"{path}: not an UltraFace model (expects one input and outputs 'scores', 'boxes')")
@@ -46,9 +53,9 @@ class UltraFaceDetector:
         self.num_classes = int(outputs["scores"].shape[-1])
         if self.num_classes not in (2, 3):
             raise ModelError(f"{path}: UltraFace model with {self.num_classes} classes; expected 2 or 3")
-        self.min_score = float(min_score)
-        self.min_face = float(min_face)
-        self.nms_iou = float(nms_iou)
+        self.min_score = float(config.min_score)
+        self.min_face = float(config.min_face)
+        self.nms_iou = float(config.nms_iou)
 
     @property
     def judges_masks(self) -> bool:
@@ -59,7 +66,7 @@ class UltraFaceDetector:
         h, w = self.input_hw
         resized = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
         rgb = resized[:, :, ::-1].astype(np.float32)
-        return ((rgb - 127.0) / 128.0).transpose(2, 0, 1)[None]
+        return np.asarray(((rgb - 127.0) / 128.0).transpose(2, 0, 1)[None])
 
     def detect(self, image: np.ndarray) -> Faces:
         scores, boxes = self.session.run(["scores", "boxes"], {self.input_name: self._blob(image)})

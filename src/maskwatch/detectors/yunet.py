@@ -7,14 +7,27 @@ score is sqrt(classification x objectness); it gives five landmarks per face.
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import cv2
 import numpy as np
+from pydantic import Field
 
 from ..boxes import clip_boxes
 from ..errors import ModelError
 from ..faces import Faces
 from ..registry import resolve_model
-from .base import filter_faces
+from .base import DetectorConfig, configured, filter_faces
+
+
+class YuNetConfig(DetectorConfig):
+    name: ClassVar[str] = "yunet"
+    min_score: float = Field(0.6, ge=0, le=1, description="Face confidence threshold.")
+    input_size: int | None = Field(None, ge=0, description="Longer image side resized to this (None or 0: native size).")
+    nms_iou: float = Field(0.3, gt=0, le=1, description="IoU above which overlapping boxes are merged.")
+
+    def build(self) -> "YuNetDetector":
+        return YuNetDetector(self)
 
 
 class YuNetDetector:
@@ -26,23 +39,17 @@ class YuNetDetector:
     """
 
     name = "yunet"
+    config_class: ClassVar[type[YuNetConfig]] = YuNetConfig
 
-    def __init__(
-        self,
-        model_path: str | None = None,
-        min_score: float = 0.6,
-        min_face: float = 0,
-        threads: int | None = None,
-        input_size: int | None = None,
-        nms_iou: float = 0.3,
-    ):
-        path = resolve_model("yunet", model_path)
-        if threads:
-            cv2.setNumThreads(int(threads))
-        self.min_score = float(min_score)
-        self.min_face = float(min_face)
-        self.input_size = input_size
-        self.nms_iou = float(nms_iou)
+    def __init__(self, config: YuNetConfig | None = None, /, **options: Any):
+        config = self.config = configured(YuNetConfig, config, options)
+        path = resolve_model("yunet", config.model_path)
+        if config.threads:
+            cv2.setNumThreads(int(config.threads))
+        self.min_score = float(config.min_score)
+        self.min_face = float(config.min_face)
+        self.input_size = config.input_size
+        self.nms_iou = float(config.nms_iou)
         try:
             self._net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), self.min_score, self.nms_iou, 5000)
         except cv2.error as exc:

@@ -13,9 +13,9 @@ SNAPSHOT_MODES = ("none", "blurred", "full")
 
 def default_snapshot_dir() -> Path:
     """Where ``watch``, ``serve`` and the venue service keep snapshots unless told otherwise."""
-    from platformdirs import user_data_dir
+    from ..settings import get_settings
 
-    return Path(user_data_dir("maskwatch")) / "snapshots"
+    return get_settings().snapshot_dir
 
 
 def blur_except(image: np.ndarray, box: np.ndarray, margin: float = 0.2) -> np.ndarray:

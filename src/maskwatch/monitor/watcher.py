@@ -8,7 +8,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import cv2
 import numpy as np
@@ -23,6 +23,9 @@ from .quality import face_quality
 from .snapshots import SnapshotWriter
 from .state import UNMASKED_STATES, StateConfig, TrackState
 from .tracking import FaceTracker, propagate_boxes
+
+if TYPE_CHECKING:
+    from ..protocols import FaceClassifier, FaceDetector
 
 
 class Watcher:
@@ -48,7 +51,7 @@ class Watcher:
     outage) does not count: the watcher's clock advances at most ``max_step_s`` per frame.
     """
 
-    def __init__(self, detector: Any, classifier: Any, source: str, camera: str | None = None,
+    def __init__(self, detector: "FaceDetector", classifier: "FaceClassifier", source: str, camera: str | None = None,
                  detect_every: int = 1, state_config: StateConfig | None = None,
                  snapshots: SnapshotWriter | None = None, sinks: Iterable[Callable[[Event], None]] = (),
                  lost_track_s: float = 1.5, min_face: float = 20.0, zone: np.ndarray | None = None,

@@ -24,7 +24,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__
 from ..detectors.base import filter_faces
 from ..errors import InputError, MaskWatchError
-from ..images import DEFAULT_MAX_PIXELS, ImageTooLargeError, decode_upload
+from ..faces import detection_record
+from ..images import DEFAULT_MAX_PIXELS, ImageTooLargeError, decode_upload, encode_jpeg
 from ..monitor.snapshots import default_snapshot_dir
 from ..pipeline import StageTimer
 from ..store.events_db import INT64_MAX
@@ -161,9 +162,10 @@ def create_app(
             if annotate:
                 t1 = time.perf_counter()
                 # a large JPEG is annotated at its reduced decode size
-                ok, jpeg = cv2.imencode(".jpg", draw_faces(image, faces), [cv2.IMWRITE_JPEG_QUALITY, 90])
-                if not ok:
-                    raise ApiError(500, "encoding failed", "could not encode the annotated image")
+                try:
+                    jpeg = encode_jpeg(draw_faces(image, faces), 90)
+                except ValueError:
+                    raise ApiError(500, "encoding failed", "could not encode the annotated image") from None
                 timer.add("draw", t1)
         except (MemoryError, cv2.error) as exc:
             last_line = (str(exc).strip().splitlines() or [""])[-1]
@@ -176,15 +178,15 @@ def create_app(
                 faces.landmarks = faces.landmarks * np.array([sx, sy], np.float32)
         timings = {k: round(v, 2) for k, v in timer.ms.items()}
         timings["total"] = round((time.perf_counter() - t0) * 1000, 2)
-        records = faces.to_records()
+        record = detection_record(faces, name, width, height, timings["total"])
+        records = record["faces"]
         if annotate:
-            return Response(jpeg.tobytes(), media_type="image/jpeg", headers={
+            return Response(jpeg, media_type="image/jpeg", headers={
                 "X-MaskWatch-Counts": json.dumps(faces.counts(), separators=(",", ":")),
                 "X-MaskWatch-Faces": json.dumps(records, separators=(",", ":")),
                 "X-MaskWatch-Timings": json.dumps(timings, separators=(",", ":")),
             })
-        return JSONResponse({"image": {"width": int(width), "height": int(height)},
-                             "faces": records, "counts": faces.counts(), "timings_ms": timings})
+        return JSONResponse(dict(record, timings_ms=timings))  # detect --json's record, plus per-stage times
 
     @app.post("/v1/detect", responses={200: {"content": {"image/jpeg": {}}}}, dependencies=guarded)
     async def detect(
@@ -221,8 +223,8 @@ def create_app(
         limit: int = Query(100, ge=1, le=1000),
         order: Literal["newest", "oldest"] = "newest",
     ) -> dict[str, Any]:
-        from ..cli.events import parse_since
         from ..event_types import EVENT_TYPES
+        from ..store.since import parse_since
 
         for name in types or []:
             if name not in EVENT_TYPES:

@@ -71,7 +71,8 @@ class ModelsConfig(_Strict):
     detector: str = "centerface"
     detector_model: str | None = Field(None, description="Detector ONNX file (default: the detector's own).")
     classifier: str | None = Field(None, description="Mask classifier ONNX file (default: the bundled one).")
-    input_size: int = Field(640, ge=64, description="Detector input: longer side in px.")
+    input_size: int | None = Field(None, ge=64, description="Detector input: longer side in px (unset: 640 for "
+                                   "the detectors that take one; an error for those that do not).")
     min_score: float | None = Field(None, ge=0.0, le=1.0)
     min_face: float = Field(20.0, ge=0.0)
     threads: int | None = Field(1, ge=1, description="ONNX Runtime threads per camera process.")

@@ -67,6 +67,7 @@ def camera_main(camera: dict, service: dict, queue: Any, live_until: Any) -> Non
 
     from ..monitor import SnapshotWriter, StateConfig, Watcher, run_watch
     from ..event_types import EventType
+    from ..detectors import Preferred
     from ..pipeline import build_pipeline
     from ..store import EventStore
     from ..video import open_source
@@ -80,7 +81,8 @@ def camera_main(camera: dict, service: dict, queue: Any, live_until: Any) -> Non
     models = cfg.models
     pipeline = build_pipeline(models.detector, min_score=models.min_score, min_face=models.min_face,
                               threads=models.threads, classifier_model=models.classifier,
-                              detector_model=models.detector_model, input_size=models.input_size)
+                              detector_model=models.detector_model,
+                              input_size=Preferred(640) if models.input_size is None else models.input_size)
     store = EventStore(cfg.store)
     snap = cfg.snapshots
     snapper = None if snap.mode == "none" else SnapshotWriter(snap.dir, snap.mode, max_files=snap.keep or None,

@@ -7,7 +7,6 @@ SQLite by default (a file in the user's data directory, WAL journal, ``synchrono
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from dataclasses import dataclass, field, fields
@@ -103,11 +102,9 @@ class EventRow(_Base):
 
 def default_db_url() -> str:
     """``$MASKWATCH_DB`` or a SQLite file in the user's data directory."""
-    if os.environ.get("MASKWATCH_DB"):
-        return os.environ["MASKWATCH_DB"]
-    from platformdirs import user_data_dir
+    from ..settings import get_settings
 
-    return f"sqlite:///{Path(user_data_dir('maskwatch')) / 'events.db'}"
+    return get_settings().db_url
 
 
 def as_db_url(value: str | None) -> str:

@@ -39,14 +39,15 @@ class SpoolConfig(BaseModel):
 def spool_path(db_url: str, where: Path | None = None) -> Path:
     """The spool file for ``db_url``: ``where`` itself when it names a ``.jsonl`` file, else a file named
     after the URL's hash in ``where``, ``$MASKWATCH_SPOOL`` or the user data directory's ``spool/``."""
-    if where is None and os.environ.get("MASKWATCH_SPOOL"):
-        where = Path(os.environ["MASKWATCH_SPOOL"])
+    from ..settings import get_settings
+
+    settings = get_settings()
+    if where is None:
+        where = settings.spool_dir
     if where is not None and where.suffix == ".jsonl":
         return where.expanduser()
     if where is None:
-        from platformdirs import user_data_dir
-
-        where = Path(user_data_dir("maskwatch")) / "spool"
+        where = settings.data_dir / "spool"
     return where.expanduser() / f"events-{hashlib.sha256(db_url.encode()).hexdigest()[:16]}.jsonl"
 
 

@@ -21,11 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-import cv2
 import numpy as np
 
-from ..errors import InputError, MaskWatchError
-from ..images import find_images, read_image
+from ..errors import InputError
+from ..images import find_images, read_image, write_jpeg
 from .generator import MaskSynthesizer, SkipFace
 from .geometry import WEAR_MODES
 from .preview import ContactSheet, face_thumbnail, fit_tile
@@ -77,12 +76,6 @@ def is_voc_folder(root: Path) -> bool:
 
 def _safe_stem(rel: Path) -> str:
     return "__".join(rel.with_suffix("").parts)
-
-
-def _write_jpeg(path: Path, image: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, 92]):
-        raise MaskWatchError(f"{path}: could not write the image")
 
 
 def _manifest_row(source: Path, fit, result, output: Path, out_root: Path) -> dict:
@@ -177,7 +170,7 @@ def _image_items(src, out, synth, seed, limit, report, sheet, on_total) -> Itera
                 report.skip("mask out of frame", f"{item.path}: no {WEAR_MODES[mode]} mode keeps the mask inside the image")
                 continue
             target = out / result.label / f"{_safe_stem(rel)}__{k}_{result.mode}_{style}.jpg"
-            _write_jpeg(target, result.image)
+            write_jpeg(target, result.image, quality=92)
             rows.append(_manifest_row(Path(item.path), fit, result, target, out))
             _record(report, result, sheet, fit_tile(result.image))
         yield rows, item.path
@@ -257,7 +250,7 @@ def _voc_items(src, out, synth, seed, limit, report, sheet, on_total) -> Iterato
                 done.append((fit, result))
             if not done:
                 continue
-            _write_jpeg(target_img, edited)
+            write_jpeg(target_img, edited, quality=92)
             filename = variant.find("filename")
             if filename is None:
                 filename = ET.SubElement(variant, "filename")

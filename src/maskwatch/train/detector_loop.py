@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from ..errors import MaskWatchError
 from ..faces import Faces
-from .detector_data import STRIDE, DetectorSamples, Scene
+from .detector_data import DetectorSamples, Scene
 from .detector_net import EXPORT_OUTPUTS, CenterFaceNet, ExportedDetector
 from .loop import save_checkpoint, pick_device, restore_checkpoint
 

@@ -74,7 +74,10 @@ def run_training(sources: list[SourceSpec], run_dir: Path, config: TrainConfig, 
             m = test.sources == source
             metrics.setdefault("test_by_source", {})[str(source)] = class_metrics(test.labels[m], probs[m])
         np.savez(run_dir / "test_predictions.npz", labels=test.labels, probs=probs, sources=test.sources)
-        plot_confusion(np.asarray(metrics["test"]["confusion_matrix"]), run_dir / "confusion_test.png")
+        from ..evaluate.plots import plot_confusion  # the one confusion plot (eval classify draws it too)
+
+        plot_confusion(metrics["test"]["confusion_matrix"], LABELS, LABELS, run_dir / "confusion_test.png",
+                       title="Confusion matrix (test)")
     exported = ExportedClassifier([model])
     onnx_path = export_onnx(exported, run_dir / "mask_classifier.onnx",
                             {"arch": config.arch, "seed": str(config.seed), "split_seed": str(split_seed),
@@ -126,21 +129,3 @@ def export_runs(run_dirs: list[Path], path: Path, flip: bool = False) -> dict:
     crops = np.random.default_rng(0).integers(0, 256, (16, CROP_SIZE, CROP_SIZE, 3), dtype=np.uint8)
     return {"onnx": str(out), "members": len(members), "flip": flip,
             "onnx_max_abs_diff": check_onnx(exported, out, crops)}
-
-
-def plot_confusion(cm: np.ndarray, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(4, 3.6))
-    ax.imshow(cm, cmap="Blues")
-    for i in range(cm.shape[0]):
-        for j in range(cm.shape[1]):
-            ax.text(j, i, str(cm[i, j]), ha="center", va="center", color="black")
-    ax.set_xticks(range(len(LABELS)), LABELS), ax.set_yticks(range(len(LABELS)), LABELS)
-    ax.set_xlabel("predicted"), ax.set_ylabel("true")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
