@@ -69,3 +69,16 @@ def test_alerts_need_the_api_key(tmp_path):
     assert client.get("/v1/alerts").status_code == 401
     assert client.post(f"/v1/alerts/{ids[0]}/ack", json={"by": "x"}).status_code == 401
     assert client.get("/v1/alerts/channels", headers={"X-API-Key": "k"}).status_code == 200
+
+
+def test_alert_ids_past_int64_are_a_4xx_not_a_500(tmp_path):
+    """Found by the schemathesis run: /v1/alerts/9223372036854775808/resolve reached SQLite (OverflowError, 500)."""
+    from fastapi.testclient import TestClient
+
+    from maskwatch.server.app import create_app
+
+    client = TestClient(create_app(db=tmp_path / "e.db", snapshot_dir=tmp_path), base_url="http://localhost")
+    for action in ("ack", "resolve"):
+        r = client.post(f"/v1/alerts/9223372036854775808/{action}", json={"by": "0"})
+        assert r.status_code == 422, r.text
+        assert client.post(f"/v1/alerts/9223372036854775807/{action}", json={"by": "0"}).status_code == 404

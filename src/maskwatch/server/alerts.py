@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
+from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
+
+from ..store.events_db import INT64_MAX
 
 
 class AlertAction(BaseModel):
@@ -47,11 +50,11 @@ def alerts_router(store: Any, dependencies: list[Any]) -> APIRouter:
         return found
 
     @router.post("/{alert_id}/ack")
-    def acknowledge(alert_id: int, body: AlertAction) -> dict[str, Any]:
+    def acknowledge(body: AlertAction, alert_id: int = PathParam(..., ge=0, le=INT64_MAX)) -> dict[str, Any]:
         return act(alert_id, "acknowledged", body)
 
     @router.post("/{alert_id}/resolve")
-    def resolve(alert_id: int, body: AlertAction) -> dict[str, Any]:
+    def resolve(body: AlertAction, alert_id: int = PathParam(..., ge=0, le=INT64_MAX)) -> dict[str, Any]:
         return act(alert_id, "resolved", body)
 
     return router

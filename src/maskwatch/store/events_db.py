@@ -7,6 +7,7 @@ SQLite by default (a file in the user's data directory, WAL journal, ``synchrono
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from dataclasses import dataclass, field, fields
@@ -107,9 +108,9 @@ def default_db_url() -> str:
     return get_settings().db_url
 
 
-def as_db_url(value: str | None) -> str:
+def as_db_url(value: str | os.PathLike | None) -> str:
     """Accept a SQLAlchemy URL or a plain file path (taken as SQLite); ``$MASKWATCH_DB`` may be either."""
-    value = value or default_db_url()
+    value = os.fspath(value) if value else default_db_url()
     return value if "://" in value else f"sqlite:///{Path(value).expanduser().resolve()}"
 
 
