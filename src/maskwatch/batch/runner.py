@@ -117,11 +117,16 @@ def _run_on_ray(todo: list[Item], settings: Settings, store: Any, json_dir: Path
 
         for actor in actors:
             submit(actor)
+        units: dict[str, int] = {}  # the workers' last reported progress per running item
+
+        def partial() -> int:
+            return sum(min(units.get(i.key, 0), i.weight) for i, _ in running.values())
+
         while running:
             ready, _ = ray.wait(list(running), num_returns=1, timeout=None if progress is None else 0.5)
             if not ready:
                 units = ray.get(progress.take.remote())
-                on_progress(done_units + sum(min(units.get(i.key, 0), i.weight) for i, _ in running.values()))
+                on_progress(done_units + partial())
                 continue
             item, actor = running.pop(ready[0])
             try:
@@ -132,7 +137,7 @@ def _run_on_ray(todo: list[Item], settings: Settings, store: Any, json_dir: Path
                 _commit_in_order(item, out, store, json_dir, result, waiting)
             done_units += item.weight
             if on_progress is not None:
-                on_progress(done_units)
+                on_progress(done_units + partial())  # with the others' partial progress: the bar never moves back
             submit(actor)
         for item, _ in waiting.values():  # the segment before failed: re-run to do both
             result.failed.append(f"{item_name(item)}: not stored, the segment before it failed")

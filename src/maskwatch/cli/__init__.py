@@ -46,11 +46,31 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
+    import sys
+
     try:
         app()
     except OSError as exc:  # last resort: an output that cannot be written (read-only or full folder, ...)
-        import sys
-
         where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f)
         sys.stderr.write(f"error: {where + ': ' if where else ''}{exc.strerror or exc}\n")
-        raise SystemExit(1) from None
+        _exit(1)
+    except SystemExit as done:
+        _exit(done.code)
+    _exit(0)
+
+
+def _exit(code: object) -> None:
+    """Leave with ``code``; past an abandoned stream open (a camera that never answered, then SIGTERM)
+    through ``os._exit``: a normal exit would abort inside FFmpeg ("terminate called", status 134)."""
+    import os
+    import sys
+
+    sources = sys.modules.get("maskwatch.video.sources")
+    if sources is not None and sources.stray_opens():
+        if isinstance(code, str):
+            sys.stderr.write(code + "\n")
+            code = 1
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code if isinstance(code, int) else 0)
+    raise SystemExit(code)

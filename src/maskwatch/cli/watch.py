@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -78,7 +77,8 @@ def _watch(source: str, out: Path | None, show: bool, json_out: str | None, stri
            classifier_model: Path | None, input_size: int | None, threads: int | None, window: int, hold: int, enter: float,
            open_timeout: float, fps: float, max_frames: int | None) -> None:
     from ..detectors import Preferred
-    from ..monitor import SNAPSHOT_MODES, SnapshotWriter, StateConfig, Watcher, default_snapshot_dir, parse_entry, run_watch
+    from ..monitor import (SNAPSHOT_MODES, AlertSink, AnnotatedSink, ConsoleSink, JsonLinesSink, SnapshotWriter,
+                           StateConfig, StoreSink, Watcher, WebhookSink, default_snapshot_dir, parse_entry, run_watch)
     from ..pipeline import build_pipeline
     from ..store import EventStore, SpoolConfig, WebhookNotifier
     from ..video import VideoWriter, open_source
@@ -114,18 +114,22 @@ def _watch(source: str, out: Path | None, show: bool, json_out: str | None, stri
     except BaseException:
         video.close()
         raise
-    notifier = WebhookNotifier(webhook) if webhook else None
-    dispatcher = None
+    # the engine's events go to the event sinks (store first: the alerts read it), each frame to the frame sinks
+    event_sinks: list = [StoreSink(store)]
+    if webhook:
+        event_sinks.append(WebhookSink(WebhookNotifier(webhook)))
     if alerts_cfg is not None:
         from ..alerts import AlertDispatcher
 
-        dispatcher = AlertDispatcher(alerts_cfg, store)
+        event_sinks.append(AlertSink(AlertDispatcher(alerts_cfg, store)))
+    if json_out != "-":
+        event_sinks.append(ConsoleSink(lambda line: typer.echo(line, err=True)))
     writer = VideoWriter(out, fps=(video.fps or 25.0) / (stride if not video.live else 1)) if out else None
     snapper = None
     if snapshots != "none":
         snapper = SnapshotWriter(snapshot_dir or default_snapshot_dir(), snapshots,
                                  max_files=snapshot_keep or None, max_age_days=snapshot_days or None)
-    json_fh = None
+    frame_sinks: list = []
     if json_out:
         from ._common import written_file
 
@@ -133,56 +137,17 @@ def _watch(source: str, out: Path | None, show: bool, json_out: str | None, stri
             json_fh = sys.stdout if json_out == "-" else written_file(json_out, open(json_out, "w", encoding="utf-8", buffering=1))
         except OSError as exc:
             raise MaskWatchError(f"{json_out}: cannot write ({exc.strerror or exc})") from None
-
-    def sink(ev: Any) -> None:
-        store.add(ev)
-        if notifier is not None:
-            notifier.notify(ev.to_dict())
-        if dispatcher is not None:
-            dispatcher(ev)
-        if json_out != "-":
-            typer.echo(f"{ev.type}: track {ev.track_id} {ev.state_before}->{ev.state_after} "
-                       f"frame {ev.frame} video_time {ev.video_time}", err=True)
+        frame_sinks.append(JsonLinesSink(json_fh, own=json_fh is not sys.stdout))
+    outputs = [o for o in (writer, _Display() if show else None) if o is not None]
+    if outputs:
+        frame_sinks.append(AnnotatedSink(outputs, zone=polygon, entry=line))
+    frame_sinks.append(_Progress(video))
 
     watcher = Watcher(pipeline.detector, pipeline.classifier, source=video.name, camera=camera_name or video.name,
                       detect_every=detect_every, state_config=StateConfig(window=window, enter=enter, hold=hold),
-                      snapshots=snapper, sinks=[sink], min_face=max(min_face, 1.0), zone=polygon,
-                      entry=line, refind_s=refind)
-    display = _Display() if show else None
-    progress = _Progress(video)
-
-    def on_frame(frame: Any, faces: Any, events: list) -> None:
-        if json_fh is not None:
-            json_fh.write(json.dumps({"frame": frame.index, "video_time": frame.video_time,
-                                      "time": round(frame.wall_time, 3), "faces": faces.to_records(),
-                                      "events": [e.type for e in events]}) + "\n")
-        if writer is not None or display is not None:
-            from ..draw import annotate
-
-            image = annotate(frame.image, faces)
-            if polygon is not None or line is not None:
-                _draw_zone_and_line(image, polygon, line)
-            if writer is not None:
-                writer.write(image)
-            if display is not None and not display.show(image):
-                raise KeyboardInterrupt
-        progress.update(frame)
-
-    try:
-        stats = run_watch(video, watcher, on_frame=on_frame, max_frames=max_frames)
-    finally:
-        progress.close()
-        if writer is not None:
-            writer.close()
-        if json_fh is not None and json_fh is not sys.stdout:
-            json_fh.close()
-        if notifier is not None:
-            notifier.close()
-        if dispatcher is not None:
-            dispatcher.close()
-        store.close()
-        if display is not None:
-            display.close()
+                      snapshots=snapper, min_face=max(min_face, 1.0), zone=polygon, entry=line, refind_s=refind)
+    stats = run_watch(video, watcher, event_sinks=event_sinks, frame_sinks=frame_sinks, max_frames=max_frames,
+                      report=lambda text: typer.echo(text, err=True), fatal=(typer.Exit, MaskWatchError))
     stages = ", ".join(f"{k} {v / max(stats.frames, 1):.1f}" for k, v in stats.stage_ms.items())
     skipped = f", snapshots skipped {snapper.skipped}" if snapper is not None and snapper.skipped else ""
     dropped = f", frames dropped {video.dropped}" if video.live else ""
@@ -197,22 +162,6 @@ def _watch(source: str, out: Path | None, show: bool, json_out: str | None, stri
         typer.echo(f"error: {store.unsaved} events not stored in {store.shown_url} yet ({store.last_error}); "
                    f"spooled: they are written when the database is next opened", err=True)
         raise typer.Exit(4)
-
-
-def _draw_zone_and_line(image: Any, polygon: Any, line: Any) -> None:
-    """The zone (cyan outline) and the entry line (yellow, with an arrow pointing to its "in" side)."""
-    import cv2
-    import numpy as np
-
-    if polygon is not None:
-        cv2.polylines(image, [polygon.astype(np.int32)], True, (255, 200, 0), 2, cv2.LINE_AA)
-    if line is not None:
-        (x1, y1), (x2, y2) = line
-        cv2.line(image, (int(x1), int(y1)), (int(x2), int(y2)), (0, 220, 255), 2, cv2.LINE_AA)
-        mx, my, dx, dy = (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1
-        norm = max(float(np.hypot(dx, dy)), 1e-6)
-        tip = (int(mx - dy / norm * 30), int(my + dx / norm * 30))  # the right-hand normal: the "in" side
-        cv2.arrowedLine(image, (int(mx), int(my)), tip, (0, 220, 255), 2, cv2.LINE_AA, tipLength=0.4)
 
 
 def parse_zone(text: str) -> Any:
@@ -242,6 +191,11 @@ class _Display:
         cv2.imshow("maskwatch", image)
         return cv2.waitKey(1) & 0xFF not in (ord("q"), 27)
 
+    def write(self, image: Any) -> None:
+        """An output of the annotated frame sink: q or Esc in the window ends the run like Ctrl-C."""
+        if not self.show(image):
+            raise KeyboardInterrupt
+
     def close(self) -> None:
         if self.ok:
             import cv2
@@ -250,7 +204,10 @@ class _Display:
 
 
 class _Progress:
-    """A rich progress bar with FPS for files; a stats line every 5 s (FPS, latency, drops) for live sources."""
+    """A frame sink: a rich progress bar with FPS for files; a stats line every 5 s (FPS, latency, drops) for
+    live sources."""
+
+    name = "progress"
 
     def __init__(self, video: Any) -> None:
         self.video = video
@@ -265,7 +222,7 @@ class _Progress:
             self.task = self.bar.add_task("watch", total=video.frame_count, fps=0.0)
             self.bar.start()
 
-    def update(self, frame: Any) -> None:
+    def handle(self, frame: Any, faces: Any, events: list) -> None:
         self.count += 1
         now = time.perf_counter()
         fps = self.count / max(now - self.started, 1e-6)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 import time
 from collections import deque
@@ -20,6 +21,7 @@ from ..store.events_db import Event
 from ..video.sources import Frame, SourceStatus
 from .entry import EntryLine
 from .quality import face_quality
+from .sinks import CallFrameSink, EventSink, FrameSink, SinkGuard
 from .snapshots import SnapshotWriter
 from .state import UNMASKED_STATES, StateConfig, TrackState
 from .tracking import FaceTracker, propagate_boxes
@@ -34,7 +36,10 @@ class Watcher:
     ``detector.detect(bgr) -> Faces`` and ``classifier.classify(bgr, faces) -> Faces with probs`` (the
     objects a :class:`~maskwatch.pipeline.MaskPipeline` holds). With ``detect_every=N`` the detector and
     classifier run on every Nth processed frame; in between boxes follow optical flow and no votes are cast.
-    ``sinks`` get every event (store, webhook, JSON output...). ``zone``: an optional polygon (K, 2) in
+    The watcher is the engine of a run: it turns a frame into faces and events (snapshots are taken here,
+    so ``event.snapshot`` is set before any sink sees it); :func:`run_watch` hands them on to the event
+    and frame sinks (:mod:`maskwatch.monitor.sinks`). ``sinks``: plain functions called with every event
+    inside :meth:`process` (the older style; tests and batch/ use it). ``zone``: an optional polygon (K, 2) in
     frame pixels, e.g. the entrance; faces whose box centre lies outside it are tracked and drawn but do
     not vote, so they raise no events.
 
@@ -224,34 +229,56 @@ class RunStats:
     events: int = 0
     interrupted: bool = False
     stage_ms: dict[str, float] = field(default_factory=dict)
+    sink_failures: dict[str, int] = field(default_factory=dict)  # sink name -> calls that raised
 
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
 
-def run_watch(source: Iterable[Any], watcher: Watcher,
+def run_watch(source: Iterable[Any], watcher: Watcher, event_sinks: Sequence[EventSink] = (),
+              frame_sinks: Sequence[FrameSink] = (),
               on_frame: Callable[[Frame, Faces, list[Event]], None] | None = None,
-              max_frames: int | None = None) -> RunStats:
+              max_frames: int | None = None, report: Callable[[str], None] | None = None,
+              fatal: tuple[type[BaseException], ...] = ()) -> RunStats:
     """Drive ``watcher`` over ``source`` until it ends, ``max_frames`` or Ctrl-C / SIGTERM (which end the
-    run cleanly: callers close their writers and stores after this returns). A live source waiting for
-    a camera that is down is asked to stop too (``request_stop``), so a signal is obeyed within 0.5 s."""
+    run cleanly). A live source waiting for a camera that is down is asked to stop too (``request_stop``),
+    so a signal is obeyed within 0.5 s.
+
+    A frame only travels downward: each event the watcher raises goes to every ``event_sinks`` entry, then
+    the frame, its faces and its events to every ``frame_sinks`` entry (``on_frame``: a plain function
+    taken as the last frame sink). At the end, however the run ends, the source is closed, then the frame
+    sinks in the order given, then the event sinks in reverse order (the first, usually the store, last:
+    the alert dispatcher still writes to it while it closes). A sink that raises is reported once, in one
+    line naming it, through ``report`` (default: stderr); the others carry on. An exception of a ``fatal``
+    type ends the run instead and is raised once every sink is closed. KeyboardInterrupt raised by a
+    frame sink (a window closed) ends the run like Ctrl-C."""
+    frame_sinks = list(frame_sinks) + ([CallFrameSink(on_frame, "on_frame")] if on_frame is not None else [])
+    event_sinks = list(event_sinks)
+    guard = SinkGuard(report or _report_stderr, fatal)
     stats = RunStats()
     started = time.perf_counter()
+
+    def emit(events: list[Event]) -> None:
+        for ev in events:
+            for sink in event_sinks:
+                guard.call(sink, "handle", sink.handle, ev)
+
     try:
         with _StopSignals(getattr(source, "request_stop", None)) as stop:
             for item in source:
                 if stop.requested:
                     raise KeyboardInterrupt
                 if isinstance(item, SourceStatus):
-                    watcher.source_status(item)
+                    emit([watcher.source_status(item)])
                     stats.events += 1
                     continue
                 faces, events = watcher.process(item)
                 stats.frames += 1
                 stats.events += len(events)
-                if on_frame is not None:
-                    on_frame(item, faces, events)
+                emit(events)
+                for fsink in frame_sinks:
+                    guard.call(fsink, "handle", fsink.handle, item, faces, events)
                 if max_frames is not None and stats.frames >= max_frames:
                     break
             if stop.requested:
@@ -262,9 +289,18 @@ def run_watch(source: Iterable[Any], watcher: Watcher,
         close = getattr(source, "close", None)
         if close is not None:
             close()
+        for sink in [*frame_sinks, *reversed(event_sinks)]:
+            guard.close(sink)
+    if guard.pending is not None:
+        raise guard.pending
     stats.seconds = time.perf_counter() - started
     stats.stage_ms = dict(watcher.timer.ms)
+    stats.sink_failures = dict(guard.failures)
     return stats
+
+
+def _report_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 class _StopSignals:

@@ -60,14 +60,75 @@ class _Paced:
         self.current.close()
 
 
+class _Health:
+    """The worker's health (sent to the API process every few seconds), kept up to date as a frame sink;
+    :class:`_QueueEvents` counts the events into it."""
+
+    name = "health"
+
+    def __init__(self, video_reconnects: Any):
+        self.video_reconnects = video_reconnects
+        self.lock = threading.Lock()
+        self.data: dict[str, Any] = {"state": "starting", "fps": 0.0, "last_frame_time": None, "reconnects": 0,
+                                     "faces_now": 0, "frames": 0, "events": 0, "progress": time.time()}
+        self.window: list[float] = []
+
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            return dict(self.data)
+
+    def update(self, **values: Any) -> None:
+        with self.lock:
+            self.data.update(values)
+
+    def handle(self, frame: Any, faces: Any, events: list) -> None:
+        window = self.window
+        window.append(time.monotonic())
+        while window and window[0] < window[-1] - 2.0:
+            window.pop(0)
+        with self.lock:
+            d = self.data
+            d.update(state="running", last_frame_time=frame.wall_time, faces_now=int(len(faces)),
+                     frames=d["frames"] + 1, progress=time.time(), reconnects=self.video_reconnects(),
+                     fps=round((len(window) - 1) / (window[-1] - window[0]), 2) if len(window) > 1 else 0.0)
+
+    def close(self) -> None:
+        pass
+
+
+class _QueueEvents:
+    """An event sink: counts each event into the health (a lost or restored source sets its state) and
+    sends it to the API process."""
+
+    name = "events-queue"
+
+    def __init__(self, health: _Health, queue: Any, camera: str, pid: int):
+        self.health, self.queue, self.camera, self.pid = health, queue, camera, pid
+
+    def handle(self, ev: Any) -> None:
+        from ..event_types import EventType
+
+        with self.health.lock:
+            d = self.health.data
+            d["events"] += 1
+            d["progress"] = time.time()
+            if ev.type == EventType.SOURCE_LOST:
+                d["state"] = "lost"
+            elif ev.type == EventType.SOURCE_RESTORED:
+                d["state"] = "running"
+        self.queue.put(("event", self.camera, self.pid, ev.to_dict()))
+
+    def close(self) -> None:
+        pass
+
+
 def camera_main(camera: dict, service: dict, queue: Any, live_until: Any) -> None:
     """The body of a camera process (multiprocessing spawn). ``live_until``: a shared double, the
     time.time() until which someone watches the live view (frames are encoded only then)."""
     import cv2
 
-    from ..monitor import SnapshotWriter, StateConfig, Watcher, run_watch
-    from ..event_types import EventType
     from ..detectors import Preferred
+    from ..monitor import LiveViewSink, SnapshotWriter, StateConfig, StoreSink, TagSink, Watcher, run_watch
     from ..pipeline import build_pipeline
     from ..store import EventStore
     from ..video import open_source
@@ -87,28 +148,12 @@ def camera_main(camera: dict, service: dict, queue: Any, live_until: Any) -> Non
     snap = cfg.snapshots
     snapper = None if snap.mode == "none" else SnapshotWriter(snap.dir, snap.mode, max_files=snap.keep or None,
                                                               max_age_days=snap.days or None)
-    health = {"state": "starting", "fps": 0.0, "last_frame_time": None, "reconnects": 0, "faces_now": 0,
-              "frames": 0, "events": 0, "progress": time.time()}
-    lock = threading.Lock()
+    health = _Health(video_reconnects=lambda: int(getattr(video, "reconnects", 0)))
     done = threading.Event()
 
     def send_health() -> None:
         while not done.wait(cfg.supervisor.health_every_s):
-            with lock:
-                queue.put(("health", name, pid, dict(health)))
-
-    def sink(ev: Any) -> None:
-        # track ids start again in a restarted worker: the venue's dispatcher tells people apart by worker too
-        ev.extra = {**ev.extra, "worker_pid": pid}
-        store.add(ev)
-        with lock:
-            health["events"] += 1
-            health["progress"] = time.time()
-            if ev.type == EventType.SOURCE_LOST:
-                health["state"] = "lost"
-            elif ev.type == EventType.SOURCE_RESTORED:
-                health["state"] = "running"
-        queue.put(("event", name, pid, ev.to_dict()))
+            queue.put(("health", name, pid, health.snapshot()))
 
     zone = None
     if cam.zone:
@@ -122,29 +167,11 @@ def camera_main(camera: dict, service: dict, queue: Any, live_until: Any) -> Non
     watcher = Watcher(pipeline.detector, pipeline.classifier, source=video.name, camera=name,
                       detect_every=cam.detect_every,
                       state_config=StateConfig(window=cfg.state.window, enter=cfg.state.enter, hold=cfg.state.hold),
-                      snapshots=snapper, sinks=[sink], min_face=max(models.min_face, 1.0), zone=zone,
-                      entry=cam.entry)
-    window: list[float] = []
-    last_live = [0.0]
-
-    def on_frame(frame: Any, faces: Any, events: list) -> None:
-        now = time.time()
-        window.append(time.monotonic())
-        while window and window[0] < window[-1] - 2.0:
-            window.pop(0)
-        with lock:
-            health.update(state="running", last_frame_time=frame.wall_time, faces_now=int(len(faces)),
-                          frames=health["frames"] + 1, progress=now,
-                          reconnects=int(getattr(video, "reconnects", 0)),
-                          fps=round((len(window) - 1) / (window[-1] - window[0]), 2) if len(window) > 1 else 0.0)
-        if now < live_until.value and now - last_live[0] >= LIVE_INTERVAL_S:
-            from ..draw import annotate
-
-            image = annotate(frame.image, faces)
-            ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])
-            if ok:
-                queue.put(("frame", name, pid, jpeg.tobytes()))
-                last_live[0] = now
+                      snapshots=snapper, min_face=max(models.min_face, 1.0), zone=zone, entry=cam.entry)
+    # track ids start again in a restarted worker: the venue's dispatcher tells people apart by worker too
+    event_sinks = [TagSink(worker_pid=pid), StoreSink(store), _QueueEvents(health, queue, name, pid)]
+    frame_sinks = [health, LiveViewSink(lambda jpeg: queue.put(("frame", name, pid, jpeg)),
+                                        wanted=lambda: time.time() < live_until.value, interval_s=LIVE_INTERVAL_S)]
 
     beat = threading.Thread(target=send_health, name="maskwatch-health", daemon=True)
     beat.start()
@@ -157,7 +184,7 @@ def camera_main(camera: dict, service: dict, queue: Any, live_until: Any) -> Non
 
     def frames() -> None:
         try:
-            result["stats"] = run_watch(video, watcher, on_frame=on_frame)
+            result["stats"] = run_watch(video, watcher, event_sinks=event_sinks, frame_sinks=frame_sinks)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread: the process exits non-zero
             result["error"] = exc
 
@@ -170,15 +197,18 @@ def camera_main(camera: dict, service: dict, queue: Any, live_until: Any) -> Non
                 loop.join(STOP_GRACE_S)
                 break
     finally:
-        done.set()
-        if not loop.is_alive():
-            store.close()
+        done.set()  # run_watch has closed the sinks (the store among them) when the loop ended
     if "error" in result:
         raise result["error"]
     if loop.is_alive():  # a frame that does not end: its events so far are committed; leave at once
         os._exit(1)
     stats = result["stats"]
-    with lock:
-        health.update(state="stopped")
-        queue.put(("health", name, pid, dict(health)))
+    health.update(state="stopped")
+    queue.put(("health", name, pid, health.snapshot()))
     queue.put(("exit", name, pid, {"frames": stats.frames, "events": stats.events, "interrupted": stats.interrupted}))
+    from ..video.sources import stray_opens
+
+    if stray_opens():  # a stream open still inside FFmpeg: a normal exit would abort ("terminate called")
+        queue.close()
+        queue.join_thread()  # what was put is delivered first
+        os._exit(0)

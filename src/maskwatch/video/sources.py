@@ -23,6 +23,17 @@ from ..images import find_images, read_image
 #: callback fires a few ms after the timeout; exiting while OpenCV is inside the open aborts the process)
 OPEN_GRACE_S = 5.0
 
+#: opens that were still inside FFmpeg when their source closed after a stop was asked for (SIGTERM must be
+#: quick): a normal interpreter exit while one runs aborts the process ("terminate called"), see stray_opens
+_STRAY_OPENS: list[threading.Thread] = []
+
+
+def stray_opens() -> bool:
+    """Whether an abandoned stream open is still running: the process must then leave with ``os._exit``
+    (after flushing its output) rather than a normal exit, which would abort it inside FFmpeg."""
+    return any(t.is_alive() for t in _STRAY_OPENS)
+
+
 STREAM_PREFIXES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
 
 
@@ -334,6 +345,8 @@ class LiveSource:
             self._thread.join(timeout=self.open_timeout_s + OPEN_GRACE_S)  # it may be inside a reconnect
         for worker in self._openers:  # an open still inside FFmpeg: leaving it at exit aborts the process
             worker.join(timeout=0.5 if asked else self.open_timeout_s + OPEN_GRACE_S)
+            if worker.is_alive():
+                _STRAY_OPENS.append(worker)
 
 
 def open_source(spec: str, stride: int = 1, open_timeout_s: float = 10.0, fps: float = 25.0):
