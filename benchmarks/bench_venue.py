@@ -263,7 +263,9 @@ server: {{host: 127.0.0.1, port: {port}}}
         since = time.time()
         time.sleep(args.seconds)
         until = time.time()
-        frames1 = {c["name"]: c["frames"] for c in httpx.get(f"{base}/v1/cameras").json()["cameras"]}
+        cams_end = httpx.get(f"{base}/v1/cameras").json()["cameras"]
+        frames1 = {c["name"]: c["frames"] for c in cams_end}
+        health = {c["name"]: {k: c.get(k) for k in ("state", "restarts", "reconnects")} for c in cams_end}
         res = usage(pids, until - since, before)
         time.sleep(1.5)  # events of the last frames reach the store and the stream
     finally:
@@ -271,9 +273,12 @@ server: {{host: 127.0.0.1, port: {port}}}
         stopped_s = stop_process(proc)
         tail.stop.set()
         log.close()
+        log_tail = (work / "serve.log").read_text(errors="replace")[-3000:]
     fps = {n: round((frames1[n] - frames0[n]) / (until - since), 2) for n in streams.names}
+    if any(h["restarts"] for h in health.values()):  # a restarted worker's frame count started again
+        print(f"cameras restarted during the run: {health}\nserve.log (end):\n{log_tail}", file=sys.stderr)
     return {"fps": fps, "load_avg_1m_end": round(os.getloadavg()[0], 2), **delays(streams, dict(tail.seen), since, until, arrivals), "processes": res,
-            "stop_s": stopped_s}
+            "health": health, "stop_s": stopped_s}
 
 
 def run_watch(args, streams: Streams, work: Path, env: dict) -> dict:
