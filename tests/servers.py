@@ -10,10 +10,14 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
+
+import cv2
+import numpy as np
 
 
 def free_port() -> int:
@@ -107,3 +111,44 @@ def start_mosquitto(port: int | None = None) -> Server:
         shutil.rmtree(root, ignore_errors=True)
 
     return Server(url=f"mqtt://127.0.0.1:{port}", port=port, stop_fn=stop, info={"process": proc})
+
+
+class SilentServer:
+    """Accepts TCP connections on ``port`` (0: a free one) and never sends a byte: a stream that hangs while
+    opening. With ``frames``, the first connection instead gets
+    an MJPEG stream of that many frames and is then closed (a camera that goes quiet)."""
+
+    def __init__(self, frames: int = 0, port: int = 0):
+        self.sock = socket.create_server(("127.0.0.1", port))  # SO_REUSEADDR on POSIX: a just-freed port works
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/video.mjpg"
+        self.frames = frames
+        self.accepted = 0
+        self.held: list[socket.socket] = []
+        self.jpeg = cv2.imencode(".jpg", np.full((120, 160, 3), 128, np.uint8))[1].tobytes()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            if self.accepted == 1 and self.frames:
+                threading.Thread(target=self._stream, args=(conn,), daemon=True).start()
+            else:
+                self.held.append(conn)
+
+    def _stream(self, conn: socket.socket) -> None:
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=frame\r\n\r\n")
+            for _ in range(self.frames):
+                conn.sendall(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(self.jpeg)
+                             + self.jpeg + b"\r\n")
+                time.sleep(0.05)
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.held:
+            conn.close()

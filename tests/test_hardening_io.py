@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from servers import SilentServer
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -22,46 +21,6 @@ REPO = Path(__file__).resolve().parent.parent
 def cli(args: list[str], **kwargs) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"), OMP_NUM_THREADS="1")
     return subprocess.Popen([sys.executable, "-m", "maskwatch", *args], env=env, text=True, **kwargs)
-
-
-class SilentServer:
-    """Accepts TCP connections and never sends a byte. With ``frames``, the first connection instead gets
-    an MJPEG stream of that many frames and is then closed (a camera that goes quiet)."""
-
-    def __init__(self, frames: int = 0):
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/video.mjpg"
-        self.frames = frames
-        self.accepted = 0
-        self.held: list[socket.socket] = []
-        self.jpeg = cv2.imencode(".jpg", np.full((120, 160, 3), 128, np.uint8))[1].tobytes()
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            if self.accepted == 1 and self.frames:
-                threading.Thread(target=self._stream, args=(conn,), daemon=True).start()
-            else:
-                self.held.append(conn)
-
-    def _stream(self, conn: socket.socket) -> None:
-        with conn:
-            conn.recv(65536)
-            conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=frame\r\n\r\n")
-            for _ in range(self.frames):
-                conn.sendall(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(self.jpeg)
-                             + self.jpeg + b"\r\n")
-                time.sleep(0.05)
-
-    def close(self) -> None:
-        self.sock.close()
-        for conn in self.held:
-            conn.close()
 
 
 def test_watch_on_a_server_that_never_answers_is_one_line_not_an_abort(tmp_path):

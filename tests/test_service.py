@@ -19,6 +19,7 @@ import cv2
 import httpx
 
 from maskwatch.store import EventStore
+from servers import SilentServer
 from scenes import Actor, Scene, swap_scene, write_colour_key_onnx
 from test_watch import detector, sprites  # noqa: F401  (module fixtures)
 
@@ -235,33 +236,6 @@ def _get(url: str):
         return False
 
 
-class _BlackHole:
-    """Listens on ``port``, accepts connections and never answers: a stream that hangs while opening."""
-
-    def __init__(self, port: int):
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", port))
-        self.sock.listen(16)
-        self.held: list[socket.socket] = []
-        self.accepted = 0
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.held.append(conn)
-            self.accepted += 1
-
-    def close(self) -> None:
-        self.sock.close()
-        for conn in self.held:
-            conn.close()
-
-
 def test_stream_camera_whose_source_is_down_stops_at_once_on_sigterm(tmp_path, sprites):  # noqa: F811
     """The stream is cut, then its address accepts connections and never answers (each reopen would hang for
     open_timeout_s = 20 s): SIGTERM still ends the camera process cleanly (exit 0, no SIGKILL) within ~2 s."""
@@ -287,7 +261,7 @@ supervisor: {{hang_s: 60}}
     try:
         wait_for("street running", lambda: sup.cameras()[0]["state"] == "running" and sup.cameras()[0]["fps"] > 0, 60)
         street.cut()
-        hole = _BlackHole(port)
+        hole = SilentServer(port=port)
         wait_for("street lost", lambda: sup.cameras()[0]["state"] == "lost", 30)
         wait_for("a reconnect that hangs", lambda: hole.accepted >= 1, 30)
         proc = sup.slots["street"].process
