@@ -27,6 +27,7 @@ from maskwatch.images import read_image  # noqa: E402
 def backends(peers: Path) -> dict[str, tuple[str, dict]]:
     return {
         "centerface": ("centerface", {}),
+        "centerface-int8": ("centerface", {"precision": "int8"}),
         "yunet": ("yunet", {"model_path": peers / "yunet/yunet_s_640_640.onnx"}),
         "ultraface (masked RFB-640)": ("ultraface", {"model_path": peers / "ultraface/RFB-640-masked_face-v2.onnx"}),
         "ultraface (RFB-320)": ("ultraface", {"model_path": peers / "ultraface/version-RFB-320.onnx"}),

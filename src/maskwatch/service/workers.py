@@ -143,7 +143,8 @@ def camera_main(camera: dict, service: dict, queue: Any, live_until: Any) -> Non
     pipeline = build_pipeline(models.detector, min_score=models.min_score, min_face=models.min_face,
                               threads=models.threads, classifier_model=models.classifier,
                               detector_model=models.detector_model,
-                              input_size=Preferred(640) if models.input_size is None else models.input_size)
+                              input_size=Preferred(640) if models.input_size is None else models.input_size,
+                              precision=models.precision_option())
     store = EventStore(cfg.store)
     snap = cfg.snapshots
     snapper = None if snap.mode == "none" else SnapshotWriter(snap.dir, snap.mode, max_files=snap.keep or None,
