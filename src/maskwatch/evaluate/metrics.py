@@ -14,7 +14,7 @@ the JSON written to reports.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -75,7 +75,7 @@ class DetectionMetrics:
 
 
 def evaluate_classification(true_labels: Sequence[str], probs: np.ndarray | Sequence[Sequence[float]],
-                            n_bins: int = 10) -> dict:
+                            n_bins: int = 10) -> dict[str, Any]:
     """``ClassificationMetrics`` in one call, as the JSON-ready dict of a report's ``metrics``."""
     metrics = ClassificationMetrics(n_bins)
     metrics.update(true_labels, probs)

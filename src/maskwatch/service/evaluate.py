@@ -50,6 +50,9 @@ class EvalHooks:
             self.warn(f"{prefix}{line}")
 
 
+_DEFAULT_FUSIONS: list[Optional[str]] = [None]
+
+
 class _Config(BaseModel):
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
@@ -69,7 +72,7 @@ class DetectEvalConfig(_Config):
     dataset_format: str = "auto"
     classifier: bool = True
     classifier_model: Optional[Path] = None
-    fusions: list[Optional[str]] = Field(default_factory=lambda: [None])  # None: the detector's default
+    fusions: list[Optional[str]] = Field(default_factory=lambda: _DEFAULT_FUSIONS.copy())  # None: the detector's default
     limit: Optional[int] = None
 
 
@@ -138,7 +141,7 @@ def training_data_note(dataset: Path, split_file: Path | None) -> str | None:
             "are partly on its training faces, not held-out ones")
 
 
-def _model_info(name: str, explicit: str | Path | None) -> dict:
+def _model_info(name: str, explicit: str | Path | None) -> dict[str, Any]:
     from ..evaluate.report import model_info
     from ..registry import resolve_model
 
@@ -156,7 +159,7 @@ class SelectedImages:
     images: list[AnnotatedImage]
     problems: DatasetReport  # split-file stems the dataset lacks
 
-    def info(self, split_file: Path | None) -> dict:
+    def info(self, split_file: Path | None) -> dict[str, Any]:
         """The ``dataset`` section of a detection report."""
         from ..evaluate.inputs import problems_dict
 
@@ -196,7 +199,7 @@ class SystemRun:
     min_score: float
     operating_score: float
     predictions: Predictions
-    models: list[dict]
+    models: list[dict[str, Any]]
     evaluation: DetectionEvaluation | None = None
 
     def table_row(self) -> dict[str, Any]:
@@ -294,8 +297,8 @@ def _detector_run(name: str, images: list[AnnotatedImage], classifier: Any, conf
     preds = run_system(images, pipeline, hooks.progress(label))
     hooks.problems(preds.problems, f"{label}: ")
     models = [_model_info(getattr(found, "registry_name", name), model_path)]
-    if pipeline.classifier is not None:
-        models.append(_model_info("mask-classifier", str(pipeline.classifier.path)))
+    if classifier is not None and pipeline.classifier is not None:
+        models.append(_model_info("mask-classifier", str(classifier.path)))
     return SystemRun(label, min(config.min_score, op), op, preds, models)
 
 
@@ -348,8 +351,8 @@ def write_detection_report(report_dir: Path, config: DetectEvalConfig, result: D
 @dataclass
 class ClassifyEvalResult:
     metrics: ClassificationResult
-    dataset_info: dict
-    model: dict
+    dataset_info: dict[str, Any]
+    model: dict[str, Any]
     misclassified: list[Example]  # most confident first
 
 
@@ -362,7 +365,7 @@ def _is_class_folders(root: Path) -> bool:
 Sample = tuple[Path, Optional[np.ndarray], str]  # image, face box (None: a face crop), label
 
 
-def _classify_samples(config: ClassifyEvalConfig, hooks: EvalHooks) -> tuple[list[Sample], dict]:
+def _classify_samples(config: ClassifyEvalConfig, hooks: EvalHooks) -> tuple[list[Sample], dict[str, Any]]:
     """Faces to classify with their labels, and the ``dataset`` section of the report."""
     samples: list[Sample] = []
     if config.dataset_format == "folders" or (config.dataset_format == "auto" and _is_class_folders(config.dataset)):
@@ -394,7 +397,7 @@ def evaluate_classifier(config: ClassifyEvalConfig, hooks: EvalHooks | None = No
     from ..faces import LABEL_INDEX, LABELS
 
     hooks = hooks or EvalHooks()
-    classifier = MaskClassifier(str(config.model) if config.model else None, threads=config.threads)
+    classifier: Any = MaskClassifier(str(config.model) if config.model else None, threads=config.threads)
     stems = set(read_split_file(config.split_file)) if config.split_file else None
     samples, info = _classify_samples(config, hooks)
     if stems is not None:
@@ -488,7 +491,8 @@ class SplitList:
 
 def dataset_split_lists(config: SplitConfig, hooks: EvalHooks | None = None) -> tuple[dict[str, list[str]], dict[str, int]]:
     """The project's train/val/test stems of the dataset, and the faces per image stem."""
-    from ..evaluate.inputs import dataset_splits, load_any_dataset
+    from ..data.splits import dataset_splits
+    from ..evaluate.inputs import load_any_dataset
 
     hooks = hooks or EvalHooks()
     dataset = load_any_dataset(config.dataset, config.dataset_format, config.label_map)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
@@ -14,34 +14,11 @@ import torch.nn.functional as F
 
 from ..errors import MaskWatchError
 from ..evaluate.plots import plot_detector_curves
+from .config import DetectorTrainConfig
 from ..faces import Faces
 from .detector_data import DetectorSamples, Scene
 from .detector_net import EXPORT_OUTPUTS, CenterFaceNet, ExportedDetector
 from .loop import save_checkpoint, pick_device, restore_checkpoint
-
-
-@dataclass
-class DetectorTrainConfig:
-    epochs: int = 30
-    batch_size: int = 8
-    crop: int = 320
-    samples_per_epoch: int = 400
-    lr: float = 5e-4
-    state_lr: float = 2e-3
-    weight_decay: float = 1e-4
-    frozen: int = 16  # leading backbone convolutions kept fixed
-    patience: int = 6
-    distill: bool = True
-    #: state loss weight per class (mask, no_mask, incorrect): incorrect is ~3 % of real faces
-    class_weights: tuple[float, float, float] = (1.0, 2.0, 4.0)
-    loss_weights: dict[str, float] = field(default_factory=lambda: {"heat": 1.0, "size": 0.5, "offset": 1.0,
-                                                                     "landmarks": 0.5, "state": 1.0})
-    val_size: int = 544
-    seed: int = 0
-    threads: int | None = None
-    workers: int = 1
-    device: str = "auto"
-    sources: list[str] = field(default_factory=list)
 
 
 def focal_loss(pred: torch.Tensor, target: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:

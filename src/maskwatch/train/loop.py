@@ -19,28 +19,9 @@ from ..faces import LABELS
 from ..evaluate.metrics import ClassificationMetrics
 from ..evaluate.plots import plot_learning_curve
 from ..evaluate.results import ClassificationResult
+from .config import TrainConfig
 from .data import STORE_SIZE, FaceSet, center_crop
 from .models import ExportedClassifier, backbone_parameters, build_model
-
-
-@dataclass
-class TrainConfig:
-    arch: str = "centerface"
-    epochs: int = 12
-    batch_size: int = 64
-    lr: float = 2e-3
-    backbone_lr_scale: float = 0.1
-    freeze_backbone_epochs: int = 1
-    weight_decay: float = 1e-4
-    label_smoothing: float = 0.05
-    lowres: float = 0.0  # share of training crops degraded to a low resolution (see augment)
-    samples_per_epoch: int = 6000
-    patience: int = 4
-    seed: int = 0
-    split_seed: int | None = None  # seed of the train/val/test split; None: the same as ``seed``
-    threads: int | None = None
-    device: str = "auto"
-    sources: list[str] = field(default_factory=list)
 
 
 def pick_device(name: str) -> torch.device:
