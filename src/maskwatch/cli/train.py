@@ -22,14 +22,11 @@ def register(app: typer.Typer) -> None:
     app.command("export-classifier")(export_classifier_command)
 
 
-def _checked_run_dir_and_label_map(out: Path, resume: bool, overwrite: bool, label_map: Optional[str]) -> dict[str, str]:
-    """Refuse a non-empty run directory unless resuming or overwriting; parse ``--label-map``."""
+def _label_map(text: Optional[str]) -> dict[str, str]:
     from ..data.labels import parse_label_map
 
-    if out.exists() and any(out.iterdir()) and not (resume or overwrite):
-        raise fail(f"run directory {out} exists and is not empty; use --resume to continue it or --overwrite")
     try:
-        return parse_label_map(label_map)
+        return parse_label_map(text)
     except ValueError as exc:
         raise fail(str(exc)) from None
 
@@ -68,37 +65,31 @@ def train_command(
     written to OUT/split_manifest.jsonl; test numbers are on the held-out real faces only.
     """
     need_extra("torch", "train")
-    from ..data.labels import read_relabels
-    from ..registry import cache_dir
-    from ..train.data import SourceSpec
-    from ..train.loop import TrainConfig
-    from ..train.run import run_training
+    from ..service import train as service
+    from ..train.config import TrainConfig
 
-    sources = [SourceSpec.parse("voc", v) for v in voc] + [SourceSpec.parse("folders", f) for f in folders] \
-        + [SourceSpec.parse("synth", s) for s in synth]
-    if not sources:
-        raise fail("give at least one dataset with --voc, --folders or --synth")
-    mapping = _checked_run_dir_and_label_map(out, resume, overwrite, label_map)
-    writable_dir(out, "the training run")  # before the data loads and the crops are cut
-    writable_dir(cache or cache_dir().parent / "crops", "the crop cache")
-    fixes: dict[str, str] = {}
+    config = service.ClassifierTrainConfig(
+        out=out, sources=[service.Source.parse(kind, v) for kind, values in
+                          (("voc", voc), ("folders", folders), ("synth", synth)) for v in values],
+        settings=TrainConfig(arch=arch, epochs=epochs, batch_size=batch_size, lr=lr,
+                             samples_per_epoch=samples_per_epoch, patience=patience,
+                             freeze_backbone_epochs=freeze_backbone_epochs, lowres=lowres, seed=seed,
+                             split_seed=split_seed, threads=threads, device=device),
+        resume=resume, overwrite=overwrite,
+        synth_share=synth_share, label_map=_label_map(label_map), relabel=relabel, cache=cache)
     with user_errors():
-        for file in relabel:
-            fixes.update(read_relabels(file))
-    config = TrainConfig(arch=arch, epochs=epochs, batch_size=batch_size, lr=lr, samples_per_epoch=samples_per_epoch,
-                         patience=patience, freeze_backbone_epochs=freeze_backbone_epochs, lowres=lowres, seed=seed, split_seed=split_seed,
-                         threads=threads, device=device)
+        service.check_classifier_config(config)
+    writable_dir(out, "the training run")  # before the data loads and the crops are cut
+    writable_dir(config.crop_cache(), "the crop cache")
     with user_errors(), output_errors(out, "the training run"):
-        metrics = run_training(sources, out, config, resume=resume, cache=cache or cache_dir().parent / "crops",
-                               label_map=mapping, synth_share=synth_share, log=warn,
-                               relabels=fixes)
-    test = metrics.get("test")
+        result = service.train_classifier(config, log=info, warn=warn)
+    test = result.test
     if test:
         per = test["per_class"]
         typer.echo(f"test: accuracy {test['accuracy']:.4f}, mask-vs-no_mask {test['mask_vs_no_mask_accuracy']:.4f}, "
                    + ", ".join(f"{k} P {v['precision']:.3f} R {v['recall']:.3f}" for k, v in per.items()))
-    typer.echo(f"model: {metrics['onnx']} (ONNX vs PyTorch max diff {metrics['onnx_max_abs_diff']:.2e})")
-    typer.echo(json.dumps({"run": str(out), "best_epoch": metrics["best_epoch"]}))
+    typer.echo(f"model: {result.onnx} (ONNX vs PyTorch max diff {result.onnx_max_abs_diff:.2e})")
+    typer.echo(json.dumps({"run": str(out), "best_epoch": result.best_epoch}))
 
 
 def export_classifier_command(
@@ -111,10 +102,10 @@ def export_classifier_command(
     Example: maskwatch export-classifier runs/a runs/b --flip --out mask_classifier.onnx
     """
     need_extra("torch", "train")
-    from ..train.run import export_runs
+    from ..service.train import export_classifier
 
     with user_errors():
-        result = export_runs(runs, out, flip)
+        result = export_classifier(runs, out, flip)
     typer.echo(json.dumps(result))
 
 
@@ -151,25 +142,23 @@ def train_detector_command(
     maskwatch train-detector --voc data/kaggle-face-mask --synth synth-scenes --out runs/det
     """
     need_extra("torch", "train")
-    from ..train.data import SourceSpec
-    from ..train.detector_loop import DetectorTrainConfig
-    from ..train.detector_run import run_detector_training
+    from ..service import train as service
+    from ..train.config import DetectorTrainConfig
 
-    datasets = [(s.path, s.weight) for s in (SourceSpec.parse(k, v) for k, vs in
-                                             (("voc", voc), ("yolo", yolo), ("coco", coco)) for v in vs)]
-    synths = [(s.path, s.weight) for s in (SourceSpec.parse("synth", v) for v in synth)]
-    if not datasets:
-        raise fail("give at least one scene dataset with --voc, --yolo or --coco (its val split stops training)")
-    if crop % 32:
-        raise fail(f"--crop {crop} is not a multiple of 32")
-    mapping = _checked_run_dir_and_label_map(out, resume, overwrite, label_map)
-    config = DetectorTrainConfig(epochs=epochs, batch_size=batch_size, crop=crop, samples_per_epoch=samples_per_epoch,
-                                 lr=lr, state_lr=lr * 4, frozen=frozen, patience=patience, distill=distill, seed=seed,
-                                 threads=threads, workers=workers, device=device)
+    config = service.DetectorTrainConfig(
+        out=out, datasets=[service.Source.parse(kind, v) for kind, values in
+                           (("voc", voc), ("yolo", yolo), ("coco", coco)) for v in values],
+        synth=[service.Source.parse("synth", v) for v in synth],
+        settings=DetectorTrainConfig(epochs=epochs, batch_size=batch_size, crop=crop,
+                                     samples_per_epoch=samples_per_epoch, lr=lr, state_lr=lr * 4, frozen=frozen,
+                                     patience=patience, distill=distill, seed=seed, threads=threads,
+                                     workers=workers, device=device),
+        resume=resume, overwrite=overwrite,
+        teacher_model=teacher_model, init_from=init_from, label_map=_label_map(label_map))
     with user_errors():
-        metrics = run_detector_training(datasets, synths, out, config, teacher_model, resume=resume,
-                                        label_map=mapping, log=info, init_from=init_from)
-    val = metrics["val"]
-    typer.echo(f"val (best epoch {metrics['best_epoch']}): 3-class mAP@0.5 {val['map50_3class']:.4f}, "
+        service.check_detector_config(config)
+        result = service.train_detector(config, log=info, warn=warn)
+    val = result.val
+    typer.echo(f"val (best epoch {result.best_epoch}): 3-class mAP@0.5 {val['map50_3class']:.4f}, "
                f"2-class {val['map50_2class']:.4f}, face AP {val['face_ap50']:.4f}")
-    typer.echo(f"model: {metrics['onnx']} (ONNX vs PyTorch max diff {metrics['onnx_max_abs_diff']:.2e})")
+    typer.echo(f"model: {result.onnx} (ONNX vs PyTorch max diff {result.onnx_max_abs_diff:.2e})")

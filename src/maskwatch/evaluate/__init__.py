@@ -1,13 +1,22 @@
-"""Evaluation: detection metrics (TP/FP at an operating point, AP, mAP), classifier metrics, plots, reports."""
+"""Evaluation: detection metrics (TP/FP at an operating point, AP, mAP), classifier metrics, plots, reports.
 
-from .classification import calibration, evaluate_classification
-from .detection import DetectionEvaluation, evaluate_detections
+The metric objects (``ClassificationMetrics``, ``DetectionMetrics``) are the one evaluation core: ``eval``
+and training both feed them and read their typed results.
+"""
+
+from .classification import calibration
 from .inputs import Predictions, dataset_splits, read_predictions_jsonl
 from .matching import average_precision, match_image
+from .metrics import ClassificationMetrics, DetectionMetrics, evaluate_classification, evaluate_detections
 from .report import write_report
+from .results import ClassificationResult, DetectionEvaluation, DetectionResult
 
 __all__ = [
+    "ClassificationMetrics",
+    "ClassificationResult",
     "DetectionEvaluation",
+    "DetectionMetrics",
+    "DetectionResult",
     "Predictions",
     "average_precision",
     "calibration",

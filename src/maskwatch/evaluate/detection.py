@@ -20,8 +20,7 @@ Definitions (see docs/evaluate.md):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -29,46 +28,24 @@ from ..data.dataset import AnnotatedImage
 from ..faces import LABEL_INDEX, LABELS, Faces
 from ..boxes import iou_matrix
 from .matching import APResult, average_precision, match_image
+from .results import (
+    APPair,
+    DetectionConfusion,
+    DetectionEvaluation,
+    DetectionResult,
+    Example,
+    FaceAP,
+    MeanAP,
+    OperatingPoint,
+)
+
+Pairs = Sequence[tuple[AnnotatedImage, Faces]]
 
 COCO_IOUS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))
 OPERATING_IOUS = (0.3, 0.5)
 SIZE_BUCKETS: dict[str, tuple[float, float]] = {"all": (0, np.inf), "small": (0, 32), "medium": (32, 96),
                                                  "large": (96, np.inf)}
 TWO_CLASSES = ("mask", "no_mask")
-
-
-@dataclass
-class Example:
-    """One face worth looking at (a miss, a false alarm or a misclassification)."""
-
-    path: str
-    box: list[float]
-    caption: str
-    sort_key: float
-
-
-@dataclass
-class DetectionEvaluation:
-    """``metrics`` is JSON-ready (NaN where a number does not apply); ``curves`` and ``examples`` feed the plots."""
-
-    metrics: dict
-    curves: dict[str, APResult] = field(default_factory=dict)
-    examples: dict[str, list[Example]] = field(default_factory=dict)
-
-    def summary_row(self) -> dict[str, float]:
-        """The numbers of the side-by-side table."""
-        m = self.metrics
-        op = m["operating_point"]
-        return {
-            "face_ap50": m["face_ap"]["all"]["ap50"],
-            "mask_recall50": op["iou_0.5"]["recall_by_state"].get("mask", float("nan")),
-            "map50_2class": m["map"]["2class"]["map50"],
-            "map50_3class": m["map"]["3class"]["map50"],
-            "precision30": op["iou_0.3"]["precision"],
-            "recall30": op["iou_0.3"]["recall"],
-            "precision50": op["iou_0.5"]["precision"],
-            "recall50": op["iou_0.5"]["recall"],
-        }
 
 
 def _sizes(boxes: np.ndarray) -> np.ndarray:
@@ -82,7 +59,7 @@ def _in_bucket(boxes: np.ndarray, bucket: tuple[float, float]) -> np.ndarray:
     return (area >= bucket[0] ** 2) & (area <= bucket[1] ** 2)
 
 
-def _aps(pairs: Sequence[tuple[AnnotatedImage, Faces]], ious: Sequence[float], class_id: int | None,
+def _aps(pairs: Pairs, ious: Sequence[float], class_id: int | None,
          ignore_labels: tuple[str, ...] = (), bucket: tuple[float, float] = (0, np.inf)) -> list[APResult]:
     """AP at each IoU threshold for one class (None: any face), ignored labels and size bucket."""
     scores_per_iou: list[list[np.ndarray]] = [[] for _ in ious]
@@ -123,7 +100,7 @@ def _ratio(a: float, b: float) -> float:
     return float(a / b) if b else float("nan")
 
 
-def _operating_point(pairs, iou: float) -> dict:
+def _operating_point(pairs: Pairs, iou: float) -> OperatingPoint:
     tp = fp = fn = 0
     found = {name: 0 for name in LABELS}
     total = {name: 0 for name in LABELS}
@@ -137,18 +114,16 @@ def _operating_point(pairs, iou: float) -> dict:
             found[label] += int(matched >= 0)
     precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
     f1 = _ratio(2 * precision * recall, precision + recall) if tp else 0.0
-    return {
-        "tp": tp, "fp": fp, "fn": fn, "precision": precision, "recall": recall, "f1": f1,
-        "recall_by_state": {k: _ratio(found[k], total[k]) for k in LABELS},
-        "gt_by_state": total,
-    }
+    return OperatingPoint(tp=tp, fp=fp, fn=fn, precision=precision, recall=recall, f1=f1,
+                          recall_by_state={k: _ratio(found[k], total[k]) for k in LABELS}, gt_by_state=total)
 
 
 def _box(b: np.ndarray) -> list[float]:
     return [round(float(v), 1) for v in b]
 
 
-def _confusion_and_examples(pairs, has_probs: bool, n_examples: int) -> tuple[dict, dict[str, list[Example]]]:
+def _confusion_and_examples(pairs: Pairs, has_probs: bool,
+                            n_examples: int) -> tuple[DetectionConfusion, dict[str, list[Example]]]:
     """Confusion of states on faces matched at IoU 0.5 (columns: predicted states + 'missed')."""
     columns = [*LABELS, "missed"]
     matrix = np.zeros((len(LABELS), len(columns)), np.int64)
@@ -182,86 +157,70 @@ def _confusion_and_examples(pairs, has_probs: bool, n_examples: int) -> tuple[di
     }
     if not has_probs:
         matrix[:, :len(LABELS)] = 0
-    confusion = {"rows_true": list(LABELS), "columns_predicted": columns, "matrix": matrix.tolist(),
-                 "states_available": has_probs}
+    confusion = DetectionConfusion(rows_true=list(LABELS), columns_predicted=columns, matrix=matrix.tolist(),
+                                   states_available=has_probs)
     return confusion, examples
 
 
-def evaluate_detections(
-    images: Sequence[AnnotatedImage],
-    predictions: Mapping[str, Faces],
-    operating_score: float,
-    n_examples: int = 12,
-) -> DetectionEvaluation:
-    """All detection metrics for the images that have an entry in ``predictions`` (by ``image.key``).
-
-    Images without predictions are left out (the caller counts and reports them). Class metrics
-    are NaN when any prediction lacks ``probs`` (a detector-only run).
-    """
-    pairs = [(img, predictions[img.key]) for img in images if img.key in predictions]
+def detection_result(pairs: Pairs, operating_score: float, n_examples: int = 12) -> DetectionEvaluation:
+    """All detection metrics of (ground truth, predictions) pairs, one per image (the computation
+    behind ``metrics.DetectionMetrics``). Class metrics are NaN when any prediction lacks ``probs``
+    (a detector-only run)."""
     # images without faces carry no probs (e.g. an empty JSONL line): they do not make a run detector-only
-    has_probs = any(len(f) for _, f in pairs) and all(f.probs is not None for _, f in pairs if len(f))
+    has_probs = bool(any(len(f) for _, f in pairs) and all(f.probs is not None for _, f in pairs if len(f)))
     if has_probs:
         pairs = [(gt, f if f.probs is not None else f.with_(probs=np.zeros((0, len(LABELS)), np.float32)))
                  for gt, f in pairs]
     operating = [(gt, f[f.scores >= operating_score]) for gt, f in pairs]
 
-    metrics: dict = {
-        "images": len(pairs),
-        "gt_faces": int(sum(len(gt.boxes) for gt, _ in pairs)),
-        "predicted_faces": int(sum(len(f) for _, f in pairs)),
-        "operating_score": float(operating_score),
-        "min_prediction_score": float(min((f.scores.min() for _, f in pairs if len(f)), default=float("nan"))),
-        "class_metrics_available": has_probs,
-        "operating_point": {f"iou_{iou}": _operating_point(operating, iou) for iou in OPERATING_IOUS},
-    }
     curves: dict[str, APResult] = {}
-    face_ap: dict[str, dict] = {}
+    face_ap: dict[str, FaceAP] = {}
     for bucket_name, bucket in SIZE_BUCKETS.items():
         per_iou = _aps(pairs, COCO_IOUS, None, bucket=bucket)
         if bucket_name == "all":
             curves["face"] = per_iou[0]
-        face_ap[bucket_name] = {
-            "ap50": per_iou[0].ap, "ap50_95": _nanmean([r.ap for r in per_iou]), "gt_faces": per_iou[0].n_gt,
-            "recall50": _operating_recall(operating, bucket),
-        }
-    metrics["face_ap"] = face_ap
+        face_ap[bucket_name] = FaceAP(ap50=per_iou[0].ap, ap50_95=_nanmean([r.ap for r in per_iou]),
+                                      gt_faces=per_iou[0].n_gt, recall50=_operating_recall(operating, bucket))
 
-    nan = float("nan")
-    class_ap: dict[str, dict] = {}
-    maps: dict[str, dict] = {}
+    nan = APPair(float("nan"), float("nan"))
+    class_ap: dict[str, dict[str, APPair]] = {}
+    maps: dict[str, MeanAP] = {}
     for bucket_name, bucket in SIZE_BUCKETS.items():
-        three, two = {}, {}
+        three: dict[str, APPair] = {}
+        two: dict[str, APPair] = {}
         for c, name in enumerate(LABELS):
             if has_probs:
                 r3 = _aps(pairs, COCO_IOUS, c, bucket=bucket)
-                three[name] = (r3[0].ap, _nanmean([r.ap for r in r3]))
+                three[name] = APPair(r3[0].ap, _nanmean([r.ap for r in r3]))
                 if bucket_name == "all":
                     curves[name] = r3[0]
                 if name in TWO_CLASSES:
                     r2 = _aps(pairs, COCO_IOUS, c, ("incorrect",), bucket)
-                    two[name] = (r2[0].ap, _nanmean([r.ap for r in r2]))
+                    two[name] = APPair(r2[0].ap, _nanmean([r.ap for r in r2]))
             else:
-                three[name] = (nan, nan)
+                three[name] = nan
                 if name in TWO_CLASSES:
-                    two[name] = (nan, nan)
-        class_ap[bucket_name] = {name: {"ap50": v[0], "ap50_95": v[1]} for name, v in three.items()}
-        class_ap[bucket_name].update({f"{name}_2class": {"ap50": v[0], "ap50_95": v[1]} for name, v in two.items()})
-        maps[bucket_name] = {
-            "3class": {"map50": _nanmean([v[0] for v in three.values()]),
-                       "map50_95": _nanmean([v[1] for v in three.values()])},
-            "2class": {"map50": _nanmean([v[0] for v in two.values()]),
-                       "map50_95": _nanmean([v[1] for v in two.values()])},
-        }
-    metrics["class_ap"] = class_ap
-    metrics["map"] = maps["all"]
-    metrics["map_by_size"] = {k: v for k, v in maps.items() if k != "all"}
+                    two[name] = nan
+        class_ap[bucket_name] = {**three, **{f"{name}_2class": v for name, v in two.items()}}
+        maps[bucket_name] = MeanAP(
+            map50_2class=_nanmean([v.ap50 for v in two.values()]),
+            map50_95_2class=_nanmean([v.ap50_95 for v in two.values()]),
+            map50_3class=_nanmean([v.ap50 for v in three.values()]),
+            map50_95_3class=_nanmean([v.ap50_95 for v in three.values()]))
     confusion, examples = _confusion_and_examples(operating, has_probs, n_examples)
-    metrics["confusion_iou_0.5"] = confusion
-    return DetectionEvaluation(metrics=metrics, curves=curves, examples=examples)
+    result = DetectionResult(
+        images=len(pairs),
+        gt_faces=int(sum(len(gt.boxes) for gt, _ in pairs)),
+        predicted_faces=int(sum(len(f) for _, f in pairs)),
+        operating_score=float(operating_score),
+        min_prediction_score=float(min((f.scores.min() for _, f in pairs if len(f)), default=float("nan"))),
+        class_metrics_available=has_probs,
+        operating_point={iou: _operating_point(operating, iou) for iou in OPERATING_IOUS},
+        face_ap=face_ap, class_ap=class_ap, map=maps, confusion=confusion)
+    return DetectionEvaluation(result=result, curves=curves, examples=examples)
 
 
-def _operating_recall(operating, bucket: tuple[float, float]) -> float:
+def _operating_recall(operating: Pairs, bucket: tuple[float, float]) -> float:
     """Recall at IoU 0.5 of the gts inside ``bucket`` (any prediction may match them)."""
     found = total = 0
     for gt, faces in operating:

@@ -1,4 +1,5 @@
-"""Evaluation plots as PNG files (matplotlib, Agg backend: no display needed)."""
+"""Every plot of MaskWatch as PNG files (matplotlib, Agg backend: no display needed): precision-recall
+curves, confusion matrices, reliability diagrams, example galleries and training curves."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .detection import Example
+from .results import CalibrationBin, Example
 from .matching import APResult
 
 COLOURS = {"face": "#444444", "mask": "#2ca02c", "no_mask": "#d62728", "incorrect": "#ff7f0e"}
@@ -66,18 +67,18 @@ def plot_confusion(matrix: Sequence[Sequence[int]], rows: Sequence[str], columns
     return _save(fig, path)
 
 
-def plot_reliability(bins: Sequence[Mapping], ece: float, path: Path) -> Path:
+def plot_reliability(bins: Sequence[CalibrationBin], ece: float, path: Path) -> Path:
     """Reliability diagram: accuracy per confidence bin against the diagonal, sample counts on top."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(4.8, 4.5))
-    lows = np.array([b["low"] for b in bins])
-    width = np.array([b["high"] - b["low"] for b in bins])
-    acc = np.array([b["accuracy"] if b["count"] else 0.0 for b in bins], np.float64)
+    lows = np.array([b.low for b in bins])
+    width = np.array([b.high - b.low for b in bins])
+    acc = np.array([b.accuracy if b.count else 0.0 for b in bins], np.float64)
     ax.bar(lows, acc, width=width, align="edge", edgecolor="black", color="#4c72b0", alpha=0.8, label="accuracy")
     ax.plot([0, 1], [0, 1], "k--", linewidth=1, label="perfect calibration")
     for b, a in zip(bins, acc):
-        if b["count"]:
-            ax.text((b["low"] + b["high"]) / 2, min(a + 0.02, 0.97), str(b["count"]), ha="center", fontsize=7)
+        if b.count:
+            ax.text((b.low + b.high) / 2, min(a + 0.02, 0.97), str(b.count), ha="center", fontsize=7)
     ax.set(xlabel="confidence (top class probability)", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1),
            title=f"Reliability (ECE {ece:.3f})")
     ax.legend(loc="upper left", fontsize=8)
@@ -143,3 +144,37 @@ def plot_gallery(sections: Mapping[str, Sequence[Example]], path: Path, columns:
         row += math.ceil(len(items) / columns)
     fig.subplots_adjust(hspace=0.7)
     return _save(fig, path)
+
+
+def plot_learning_curve(history: Sequence[Mapping], path: Path) -> None:
+    """The classifier's training: train/val loss (and class-balanced val loss), train/val accuracy and val macro-F1."""
+    plt = _pyplot()
+    epochs = [h["epoch"] for h in history]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
+    a.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
+    a.plot(epochs, [h["val_loss"] for h in history], "o-", label="val")
+    a.plot(epochs, [h.get("val_balanced_loss", np.nan) for h in history], "o--", label="val class-balanced")
+    a.set_xlabel("epoch"), a.set_ylabel("loss"), a.legend(), a.grid(alpha=0.3)
+    b.plot(epochs, [h["train_acc"] for h in history], "o-", label="train acc")
+    b.plot(epochs, [h["val_acc"] for h in history], "o-", label="val acc")
+    b.plot(epochs, [h["val_macro_f1"] for h in history], "o-", label="val macro-F1")
+    b.set_xlabel("epoch"), b.legend(), b.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_detector_curves(history: Sequence[Mapping], path: Path) -> None:
+    """The detector's training: its losses, and validation mAP / face AP per epoch."""
+    plt = _pyplot()
+    epochs = [r["epoch"] for r in history]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
+    for key in ("train_total", "train_heat", "train_state"):
+        left.plot(epochs, [r[key] for r in history], label=key[6:])
+    left.set_xlabel("epoch"), left.set_title("training loss"), left.legend()
+    for key in ("val_map50_3class", "val_map50_2class", "val_face_ap50", "val_face_ap50_small"):
+        right.plot(epochs, [r[key] for r in history], label=key[4:])
+    right.set_xlabel("epoch"), right.set_title("validation"), right.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -128,6 +128,11 @@ def detection_markdown(report: dict) -> str:
         out += ["### By face size (sqrt of box area: small < 32 px, medium 32-96, large > 96)", "",
                 md_table(["size", "gt faces", "face AP@.5", "recall @.5 (operating point)", "2-class mAP@.5",
                           "3-class mAP@.5"], size_rows), ""]
+        in_buckets = sum(m["face_ap"][b]["gt_faces"] for b in ("small", "medium", "large"))
+        if in_buckets > m["face_ap"]["all"]["gt_faces"]:
+            out += [f"{in_buckets - m['face_ap']['all']['gt_faces']} face(s) exactly 32 or 96 px count in both "
+                    f"neighbouring buckets (COCO's size ranges include both ends), so the counts add to {in_buckets} "
+                    f"for {m['face_ap']['all']['gt_faces']} faces.", ""]
         conf = m["confusion_iou_0.5"]
         if conf["states_available"]:
             rows = [[label, *counts] for label, counts in zip(conf["rows_true"], conf["matrix"])]

@@ -273,7 +273,7 @@ def _crop_face_images(items: list[tuple], spec: SourceSpec, seed: int, warn, det
                    np.full(n, spec.weight, np.float32), origins, np.full(n, f"{spec.kind}:{spec.path.name}"))
 
 
-def apply_relabels(faces: FaceSet, fixes: dict[str, str], warn) -> FaceSet:
+def apply_relabels(faces: FaceSet, fixes: dict[str, str], warn, info=None) -> FaceSet:
     """Faces with corrected labels (``fixes`` from ``data.labels.read_relabels``); ``drop`` removes a face.
 
     Each key is matched against the end of a face's origin at a path boundary; keys that match
@@ -301,7 +301,7 @@ def apply_relabels(faces: FaceSet, fixes: dict[str, str], warn) -> FaceSet:
             elif LABEL_INDEX[label] != labels[i]:
                 labels[i] = LABEL_INDEX[label]
                 changed += 1
-    warn(f"label corrections: {changed} faces relabelled, {dropped} left out")
+    (info or warn)(f"label corrections: {changed} faces relabelled, {dropped} left out")
     if unmatched:
         warn(f"label corrections: {len(unmatched)} entries match no face (e.g. {'; '.join(unmatched[:3])})")
     out = FaceSet(faces.crops, labels, faces.splits, faces.weights, faces.origins, faces.sources)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
@@ -13,34 +13,12 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import MaskWatchError
+from ..evaluate.plots import plot_detector_curves
+from .config import DetectorTrainConfig
 from ..faces import Faces
 from .detector_data import DetectorSamples, Scene
 from .detector_net import EXPORT_OUTPUTS, CenterFaceNet, ExportedDetector
 from .loop import save_checkpoint, pick_device, restore_checkpoint
-
-
-@dataclass
-class DetectorTrainConfig:
-    epochs: int = 30
-    batch_size: int = 8
-    crop: int = 320
-    samples_per_epoch: int = 400
-    lr: float = 5e-4
-    state_lr: float = 2e-3
-    weight_decay: float = 1e-4
-    frozen: int = 16  # leading backbone convolutions kept fixed
-    patience: int = 6
-    distill: bool = True
-    #: state loss weight per class (mask, no_mask, incorrect): incorrect is ~3 % of real faces
-    class_weights: tuple[float, float, float] = (1.0, 2.0, 4.0)
-    loss_weights: dict[str, float] = field(default_factory=lambda: {"heat": 1.0, "size": 0.5, "offset": 1.0,
-                                                                     "landmarks": 0.5, "state": 1.0})
-    val_size: int = 544
-    seed: int = 0
-    threads: int | None = None
-    workers: int = 1
-    device: str = "auto"
-    sources: list[str] = field(default_factory=list)
 
 
 def focal_loss(pred: torch.Tensor, target: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
@@ -104,23 +82,21 @@ def predict_scene(net: CenterFaceNet, image: np.ndarray, size: int, device: torc
 def validate(net: CenterFaceNet, scenes: list[Scene], size: int, device: torch.device) -> dict:
     """Detection metrics (evaluate's definitions) of ``net`` on scenes: the early-stopping signal."""
     from ..data.dataset import AnnotatedImage
-    from ..evaluate.detection import evaluate_detections
+    from ..evaluate.metrics import DetectionMetrics
     from ..faces import LABELS
 
     net.eval()
-    images, predictions = [], {}
+    metrics = DetectionMetrics(operating_score=0.3)
     for k, scene in enumerate(scenes):
-        key = f"{k}:{scene.name}"
         h, w = scene.image.shape[:2]
-        images.append(AnnotatedImage(path=Path(key), width=w, height=h, boxes=scene.boxes,
-                                     labels=[LABELS[i] for i in scene.labels]))
-        predictions[images[-1].key] = predict_scene(net, scene.image, size, device)
-    m = evaluate_detections(images, predictions, operating_score=0.3).metrics
-    per_class = {c: m["class_ap"]["all"][c]["ap50"] for c in LABELS}
-    return {"map50_3class": m["map"]["3class"]["map50"], "map50_2class": m["map"]["2class"]["map50"],
-            "face_ap50": m["face_ap"]["all"]["ap50"], "face_ap50_small": m["face_ap"]["small"]["ap50"],
-            "mask_recall50": m["operating_point"]["iou_0.5"]["recall_by_state"].get("mask", float("nan")),
-            "class_ap50": per_class}
+        truth = AnnotatedImage(path=Path(f"{k}:{scene.name}"), width=w, height=h, boxes=scene.boxes,
+                               labels=[LABELS[i] for i in scene.labels])
+        metrics.update(truth, predict_scene(net, scene.image, size, device))
+    r = metrics.compute().result
+    return {"map50_3class": r.map["all"].map50_3class, "map50_2class": r.map["all"].map50_2class,
+            "face_ap50": r.face_ap["all"].ap50, "face_ap50_small": r.face_ap["small"].ap50,
+            "mask_recall50": r.operating_point[0.5].recall_by_state.get("mask", float("nan")),
+            "class_ap50": {c: r.class_ap["all"][c].ap50 for c in LABELS}}
 
 
 def _collate(items: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
@@ -201,7 +177,7 @@ def train_detector(net: CenterFaceNet, samples: DetectorSamples, val_scenes: lis
                         best_epoch=best_epoch, history=history, config=asdict(config))
             with open(run_dir / "history.jsonl", "a") as fh:
                 fh.write(json.dumps(row) + "\n")
-            plot_curves(history, run_dir / "curves.png")
+            plot_detector_curves(history, run_dir / "curves.png")
             progress.update(task, info=f"loss {row['train_total']:.3f} val mAP3 {val['map50_3class']:.3f} "
                                        f"face AP {val['face_ap50']:.3f}")
             log(f"epoch {epoch + 1}: train loss {row['train_total']:.3f}, val 3-class mAP {val['map50_3class']:.4f}, "
@@ -211,25 +187,6 @@ def train_detector(net: CenterFaceNet, samples: DetectorSamples, val_scenes: lis
     state = torch.load(best_path, map_location="cpu", weights_only=False)
     net.cpu().load_state_dict(state["model"])
     return {"best_epoch": state["epoch"] + 1, "val": state["val"], "history": history}
-
-
-def plot_curves(history: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [r["epoch"] for r in history]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
-    for key in ("train_total", "train_heat", "train_state"):
-        left.plot(epochs, [r[key] for r in history], label=key[6:])
-    left.set_xlabel("epoch"), left.set_title("training loss"), left.legend()
-    for key in ("val_map50_3class", "val_map50_2class", "val_face_ap50", "val_face_ap50_small"):
-        right.plot(epochs, [r[key] for r in history], label=key[4:])
-    right.set_xlabel("epoch"), right.set_title("validation"), right.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def export_detector(net: CenterFaceNet, path: Path, metadata: dict[str, str]) -> Path:

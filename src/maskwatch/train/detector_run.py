@@ -91,12 +91,14 @@ def gather_scenes(datasets: list[tuple[Path, float]], synth: list[tuple[Path, fl
 def run_detector_training(datasets: list[tuple[Path, float]], synth: list[tuple[Path, float]], run_dir: Path,
                           config: DetectorTrainConfig, teacher_model: str | None = None, resume: bool = False,
                           label_map: dict[str, str] | None = None, log: Callable[[str], None] = print,
-                          init_from: Path | None = None) -> dict:
+                          init_from: Path | None = None, warn: Callable[[str], None] | None = None) -> dict:
+    """Gather scenes, fine-tune, export ``centerface_mask.onnx``; ``log`` gets progress information,
+    ``warn`` (default: ``log``) dataset problems."""
     from ..registry import resolve_model
 
     run_dir.mkdir(parents=True, exist_ok=True)
     stock = str(resolve_model("centerface", teacher_model))
-    train, weights, val, summary = gather_scenes(datasets, synth, log, label_map)
+    train, weights, val, summary = gather_scenes(datasets, synth, warn or log, label_map)
     log(f"scenes: {len(train)} train, {len(val)} val; faces {json.dumps(summary)}")
     config.sources = [f"{p}:{w}" for p, w in datasets] + [f"synth:{p}:{w}" for p, w in synth]
     (run_dir / "config.json").write_text(json.dumps({**asdict(config), "command": " ".join(sys.argv),

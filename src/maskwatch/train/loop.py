@@ -16,28 +16,12 @@ import torch.nn.functional as F
 from ..classifier.crop import CROP_CONTEXT, CROP_SIZE
 from ..errors import MaskWatchError
 from ..faces import LABELS
+from ..evaluate.metrics import ClassificationMetrics
+from ..evaluate.plots import plot_learning_curve
+from ..evaluate.results import ClassificationResult
+from .config import TrainConfig
 from .data import STORE_SIZE, FaceSet, center_crop
 from .models import ExportedClassifier, backbone_parameters, build_model
-
-
-@dataclass
-class TrainConfig:
-    arch: str = "centerface"
-    epochs: int = 12
-    batch_size: int = 64
-    lr: float = 2e-3
-    backbone_lr_scale: float = 0.1
-    freeze_backbone_epochs: int = 1
-    weight_decay: float = 1e-4
-    label_smoothing: float = 0.05
-    lowres: float = 0.0  # share of training crops degraded to a low resolution (see augment)
-    samples_per_epoch: int = 6000
-    patience: int = 4
-    seed: int = 0
-    split_seed: int | None = None  # seed of the train/val/test split; None: the same as ``seed``
-    threads: int | None = None
-    device: str = "auto"
-    sources: list[str] = field(default_factory=list)
 
 
 def pick_device(name: str) -> torch.device:
@@ -105,29 +89,11 @@ def predict(model: torch.nn.Module, crops_bgr: np.ndarray, device: torch.device,
     return np.concatenate(out) if out else np.zeros((0, len(LABELS)), np.float32)
 
 
-def class_metrics(labels: np.ndarray, probs: np.ndarray) -> dict:
-    """Accuracy, per-class precision/recall/F1, confusion matrix and the mask-vs-no_mask accuracy."""
-    pred = probs.argmax(1)
-    k = len(LABELS)
-    cm = np.zeros((k, k), np.int64)
-    np.add.at(cm, (labels, pred), 1)
-    per = {}
-    for i, name in enumerate(LABELS):
-        tp = cm[i, i]
-        prec = tp / cm[:, i].sum() if cm[:, i].sum() else float("nan")
-        rec = tp / cm[i].sum() if cm[i].sum() else float("nan")
-        f1 = 2 * prec * rec / (prec + rec) if prec + rec > 0 else float("nan")
-        per[name] = {"precision": float(prec), "recall": float(rec), "f1": float(f1), "support": int(cm[i].sum())}
-    binary = labels != LABELS.index("incorrect")
-    two = probs[binary][:, :2].argmax(1) == labels[binary]  # mask vs no_mask, incorrect column ignored
-    return {
-        "accuracy": float((pred == labels).mean()) if len(labels) else float("nan"),
-        "mask_vs_no_mask_accuracy": float(two.mean()) if two.size else float("nan"),
-        "per_class": per,
-        "confusion_matrix": cm.tolist(),
-        "labels": list(LABELS),
-        "n": int(len(labels)),
-    }
+def class_metrics(labels: np.ndarray, probs: np.ndarray) -> ClassificationResult:
+    """The evaluation core's classifier metrics (``eval classify`` computes the same) of label indices and probs."""
+    metrics = ClassificationMetrics()
+    metrics.update(np.asarray(labels, np.int64), probs)
+    return metrics.compute()
 
 
 def validation_losses(labels: np.ndarray, probs: np.ndarray) -> tuple[float, float]:
@@ -154,22 +120,28 @@ def save_checkpoint(path: Path, **state) -> None:
     tmp.replace(path)
 
 
-def train(faces: FaceSet, run_dir: Path, config: TrainConfig, resume: bool = False,
-          log: Callable[[str], None] = print) -> dict:
-    """Train on ``faces`` (its 'train' rows), select by 'val' macro-F1, write everything into run_dir."""
-    torch.manual_seed(config.seed)
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    device = pick_device(config.device)
-    train_set = faces.subset(faces.splits == "train")
-    val_set = faces.subset(faces.splits == "val")
-    if not len(train_set.labels):
-        raise MaskWatchError("no training faces (all sources empty?)")
-    missing = [LABELS[k] for k in range(len(LABELS)) if not (train_set.labels == k).any()]
-    if missing:
-        log(f"warning: no training faces for {', '.join(missing)}; the model cannot learn that class")
+@dataclass
+class _Optimisation:
+    """The model's optimiser and learning-rate schedule, and the backbone parameters frozen at first."""
 
-    model = build_model(config.arch).to(device)
+    optimiser: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    backbone: list[torch.nn.Parameter]
+    steps_per_epoch: int
+
+
+@dataclass
+class _Progress:
+    """Where a run stands: finished epochs' history, the best score so far and epochs without a gain."""
+
+    start_epoch: int = 0
+    best_score: float = -math.inf
+    bad_epochs: int = 0
+    history: list[dict] = field(default_factory=list)
+
+
+def build_optimisation(model: torch.nn.Module, config: TrainConfig) -> _Optimisation:
+    """AdamW with a smaller learning rate on the pretrained backbone, cosine decay over all steps."""
     backbone = backbone_parameters(model)
     backbone_ids = {id(p) for p in backbone}
     head = [p for p in model.parameters() if id(p) not in backbone_ids]
@@ -181,23 +153,95 @@ def train(faces: FaceSet, run_dir: Path, config: TrainConfig, resume: bool = Fal
     total_steps = steps_per_epoch * config.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimiser, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps)))
+    return _Optimisation(optimiser, scheduler, backbone, steps_per_epoch)
 
-    history: list[dict] = []
-    start_epoch, best_score, bad_epochs = 0, -math.inf, 0
-    last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
-    if resume:
-        if not last_path.is_file():
-            raise MaskWatchError(f"cannot resume: {last_path} does not exist")
-        state = restore_checkpoint(last_path, device, model, optimiser, scheduler)
-        start_epoch, best_score, bad_epochs, history = state["epoch"] + 1, state["best_score"], state["bad_epochs"], state["history"]
-        log(f"resumed from epoch {state['epoch'] + 1}")
 
-    # class-balanced sampling: each class gets equal mass, split among its sources by their weights
+def resume_progress(last_path: Path, device: torch.device, model: torch.nn.Module, opt: _Optimisation,
+                    log: Callable[[str], None]) -> _Progress:
+    """The model, optimiser and scheduler of ``last.pt`` restored; where the run stopped."""
+    if not last_path.is_file():
+        raise MaskWatchError(f"cannot resume: {last_path} does not exist")
+    state = restore_checkpoint(last_path, device, model, opt.optimiser, opt.scheduler)
+    log(f"resumed from epoch {state['epoch'] + 1}")
+    return _Progress(state["epoch"] + 1, state["best_score"], state["bad_epochs"], state["history"])
+
+
+def balanced_sample_weights(train_set: FaceSet) -> np.ndarray:
+    """Class-balanced sampling: each class gets equal mass, split among its sources by their weights."""
     sample_w = train_set.weights.astype(np.float64)
     per_class_w = np.zeros(len(LABELS))
     np.add.at(per_class_w, train_set.labels, sample_w)
     sample_w = sample_w / per_class_w[train_set.labels]
-    sample_w /= sample_w.sum()
+    return sample_w / sample_w.sum()
+
+
+def train_epoch(model: torch.nn.Module, train_set: FaceSet, sample_w: np.ndarray, opt: _Optimisation,
+                config: TrainConfig, epoch: int, device: torch.device, rng: np.random.Generator,
+                gen: torch.Generator, report: Callable[[str], None]) -> tuple[float, float]:
+    """One epoch of class-balanced batches; returns the mean training loss and accuracy."""
+    model.train()
+    frozen = epoch < config.freeze_backbone_epochs
+    for p in opt.backbone:
+        p.requires_grad_(not frozen)
+    loss_sum = correct = seen = 0.0
+    for _ in range(opt.steps_per_epoch):
+        idx = rng.choice(len(train_set.labels), size=config.batch_size, p=sample_w)
+        x = augment(to_tensor(train_set.crops[idx]).to(device), gen, config.lowres)
+        y = torch.from_numpy(train_set.labels[idx]).to(device)
+        logits = model(x)
+        loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
+        opt.optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.optimiser.step()
+        opt.scheduler.step()
+        loss_sum += loss.item() * len(y)
+        correct += float((logits.argmax(1) == y).sum())
+        seen += len(y)
+        report(f"loss {loss_sum / seen:.3f} acc {correct / seen:.3f}")
+    return loss_sum / seen, correct / seen
+
+
+def validate(model: torch.nn.Module, val_set: FaceSet, val_crops: np.ndarray,
+             device: torch.device) -> tuple[ClassificationResult, float, float]:
+    """Validation metrics (the evaluation core's), the mean and the class-balanced validation loss."""
+    probs = predict(model, val_crops, device)
+    val_loss, balanced_loss = validation_losses(val_set.labels, probs)
+    return class_metrics(val_set.labels, probs), val_loss, balanced_loss
+
+
+def save_epoch(run_dir: Path, model: torch.nn.Module, opt: _Optimisation, config: TrainConfig, epoch: int,
+               progress: _Progress, val: ClassificationResult | None) -> None:
+    """``best.pt`` (when ``val`` is given: the epoch improved), ``last.pt``, history and learning curve."""
+    if val is not None:
+        save_checkpoint(run_dir / "best.pt", model=model.state_dict(), epoch=epoch, val=val.training_dict(),
+                        config=asdict(config))
+    save_checkpoint(run_dir / "last.pt", model=model.state_dict(), optimiser=opt.optimiser.state_dict(),
+                    scheduler=opt.scheduler.state_dict(), epoch=epoch, best_score=progress.best_score,
+                    bad_epochs=progress.bad_epochs, history=progress.history)
+    (run_dir / "history.json").write_text(json.dumps(progress.history, indent=1))
+    plot_learning_curve(progress.history, run_dir / "learning_curve.png")
+
+
+def train(faces: FaceSet, run_dir: Path, config: TrainConfig, resume: bool = False,
+          log: Callable[[str], None] = print, warn: Callable[[str], None] | None = None) -> dict:
+    """Train on ``faces`` (its 'train' rows), select by the 'val' class-balanced loss, write everything
+    into run_dir. ``log`` gets progress information, ``warn`` (default: ``log``) real problems."""
+    torch.manual_seed(config.seed)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    device = pick_device(config.device)
+    train_set = faces.subset(faces.splits == "train")
+    val_set = faces.subset(faces.splits == "val")
+    if not len(train_set.labels):
+        raise MaskWatchError("no training faces (all sources empty?)")
+    missing = [LABELS[k] for k in range(len(LABELS)) if not (train_set.labels == k).any()]
+    if missing:
+        (warn or log)(f"no training faces for {', '.join(missing)}; the model cannot learn that class")
+
+    model = build_model(config.arch).to(device)
+    opt = build_optimisation(model, config)
+    state = resume_progress(run_dir / "last.pt", device, model, opt, log) if resume else _Progress()
+    sample_w = balanced_sample_weights(train_set)
     rng = np.random.default_rng(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
     val_crops = center_crop(val_set.crops)
@@ -206,81 +250,36 @@ def train(faces: FaceSet, run_dir: Path, config: TrainConfig, resume: bool = Fal
 
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}")) as progress:
-        for epoch in range(start_epoch, config.epochs):
+        for epoch in range(state.start_epoch, config.epochs):
             t0 = time.perf_counter()
-            model.train()
-            frozen = epoch < config.freeze_backbone_epochs
-            for p in backbone:
-                p.requires_grad_(not frozen)
-            task = progress.add_task(f"epoch {epoch + 1}/{config.epochs}", total=steps_per_epoch, info="")
-            loss_sum = correct = seen = 0.0
-            for step in range(steps_per_epoch):
-                idx = rng.choice(len(train_set.labels), size=config.batch_size, p=sample_w)
-                x = augment(to_tensor(train_set.crops[idx]).to(device), gen, config.lowres)
-                y = torch.from_numpy(train_set.labels[idx]).to(device)
-                logits = model(x)
-                loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                optimiser.step()
-                scheduler.step()
-                loss_sum += loss.item() * len(y)
-                correct += float((logits.argmax(1) == y).sum())
-                seen += len(y)
-                progress.update(task, advance=1, info=f"loss {loss_sum / seen:.3f} acc {correct / seen:.3f}")
-            probs = predict(model, val_crops, device)
-            val = class_metrics(val_set.labels, probs)
-            val_loss, balanced_loss = validation_losses(val_set.labels, probs)
-            f1s = [v["f1"] for v in val["per_class"].values() if not math.isnan(v["f1"])]
-            row = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_acc": correct / seen,
-                   "val_loss": val_loss, "val_balanced_loss": balanced_loss, "val_acc": val["accuracy"],
-                   "val_macro_f1": float(np.mean(f1s)) if f1s else 0.0, "seconds": time.perf_counter() - t0}
+            task = progress.add_task(f"epoch {epoch + 1}/{config.epochs}", total=opt.steps_per_epoch, info="")
+            train_loss, train_acc = train_epoch(model, train_set, sample_w, opt, config, epoch, device, rng, gen,
+                                                lambda line: progress.update(task, advance=1, info=line))
+            val, val_loss, balanced_loss = validate(model, val_set, val_crops, device)
+            macro_f1 = 0.0 if math.isnan(val.macro_f1) else val.macro_f1
+            row = {"epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc,
+                   "val_loss": val_loss, "val_balanced_loss": balanced_loss, "val_acc": val.accuracy,
+                   "val_macro_f1": macro_f1, "seconds": time.perf_counter() - t0}
+            state.history.append(row)
+            progress.update(task, info=f"loss {row['train_loss']:.3f} val acc {val.accuracy:.3f} "
+                                       f"balanced loss {balanced_loss:.3f} macro-F1 {macro_f1:.3f}")
             # Select on the class-balanced validation loss: with only a handful of real `incorrect`
             # faces in validation, macro-F1 jumps by whole faces and picked flukes.
             score = -balanced_loss
-            history.append(row)
-            progress.update(task, info=f"loss {row['train_loss']:.3f} val acc {val['accuracy']:.3f} "
-                                       f"balanced loss {balanced_loss:.3f} macro-F1 {row['val_macro_f1']:.3f}")
-            improved = score > best_score
+            improved = score > state.best_score
             if improved:
-                best_score, bad_epochs = score, 0
-                save_checkpoint(best_path, model=model.state_dict(), epoch=epoch, val=val, config=asdict(config))
+                state.best_score, state.bad_epochs = score, 0
             else:
-                bad_epochs += 1
-            save_checkpoint(last_path, model=model.state_dict(), optimiser=optimiser.state_dict(),
-                        scheduler=scheduler.state_dict(), epoch=epoch, best_score=best_score,
-                        bad_epochs=bad_epochs, history=history)
-            (run_dir / "history.json").write_text(json.dumps(history, indent=1))
-            plot_history(history, run_dir / "learning_curve.png")
-            if bad_epochs >= config.patience:
+                state.bad_epochs += 1
+            save_epoch(run_dir, model, opt, config, epoch, state, val if improved else None)
+            if state.bad_epochs >= config.patience:
                 log(f"early stop: no gain in class-balanced validation loss for {config.patience} epochs")
                 break
 
-    state = torch.load(best_path, map_location=device, weights_only=False)
-    model.load_state_dict(state["model"])
-    return {"best_epoch": state["epoch"] + 1, "best_val_balanced_loss": -best_score, "val": state["val"],
-            "history": history, "model": model}
-
-
-def plot_history(history: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [h["epoch"] for h in history]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
-    a.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
-    a.plot(epochs, [h["val_loss"] for h in history], "o-", label="val")
-    a.plot(epochs, [h.get("val_balanced_loss", np.nan) for h in history], "o--", label="val class-balanced")
-    a.set_xlabel("epoch"), a.set_ylabel("loss"), a.legend(), a.grid(alpha=0.3)
-    b.plot(epochs, [h["train_acc"] for h in history], "o-", label="train acc")
-    b.plot(epochs, [h["val_acc"] for h in history], "o-", label="val acc")
-    b.plot(epochs, [h["val_macro_f1"] for h in history], "o-", label="val macro-F1")
-    b.set_xlabel("epoch"), b.legend(), b.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    best = torch.load(run_dir / "best.pt", map_location=device, weights_only=False)
+    model.load_state_dict(best["model"])
+    return {"best_epoch": best["epoch"] + 1, "best_val_balanced_loss": -state.best_score, "val": best["val"],
+            "history": state.history, "model": model}
 
 
 def export_onnx(model: ExportedClassifier, path: Path, metadata: dict[str, str] | None = None) -> Path:

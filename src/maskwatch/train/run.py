@@ -21,7 +21,11 @@ from .models import ExportedClassifier, build_model
 
 def gather_faces(sources: list[SourceSpec], seed: int, warn: Callable[[str], None], cache: Path | None,
                  label_map: dict[str, str] | None = None, synth_share: float = 0.5,
-                 detector_threads: int | None = None, relabels: dict[str, str] | None = None) -> FaceSet:
+                 detector_threads: int | None = None, relabels: dict[str, str] | None = None,
+                 info: Callable[[str], None] | None = None) -> FaceSet:
+    """Face crops of every source with their split; ``warn`` gets dataset problems, ``info`` (default:
+    ``warn``) what was done on purpose (faces left out as sources of synthetic masks, label corrections)."""
+    info = info or warn
     for spec in sources:
         if not spec.path.exists():
             raise MaskWatchError(f"{spec.path}: no such dataset")
@@ -38,45 +42,50 @@ def gather_faces(sources: list[SourceSpec], seed: int, warn: Callable[[str], Non
         if spec.kind == "voc":
             faces, dropped = drop_source_faces(voc_faces(spec, seed, warn, cache, label_map), source_faces)
             if dropped:
-                warn(f"{spec.path}: {dropped} unmasked faces left out (sources of synthetic masks)")
+                info(f"{spec.path}: {dropped} unmasked faces left out (sources of synthetic masks)")
             parts.append(faces)
         elif spec.kind == "synth":
             items, used, _ = plans[id(spec)]
-            warn(f"{spec.path}: {len(items)} synthetic faces from {len(used)} source photos (train split only)")
+            info(f"{spec.path}: {len(items)} synthetic faces from {len(used)} source photos (train split only)")
             parts.append(synth_faces(spec, items, seed, warn, detector, cache))
         else:
             parts.append(folder_faces(spec, seed, warn, detector, cache, label_map, exclude))
-    return apply_relabels(FaceSet.concat(parts), relabels or {}, warn)
+    return apply_relabels(FaceSet.concat(parts), relabels or {}, warn, info)
 
 
 def run_training(sources: list[SourceSpec], run_dir: Path, config: TrainConfig, resume: bool = False,
                  cache: Path | None = None, label_map: dict[str, str] | None = None,
                  synth_share: float = 0.5, log: Callable[[str], None] = print,
-                 relabels: dict[str, str] | None = None) -> dict:
+                 relabels: dict[str, str] | None = None, warn: Callable[[str], None] | None = None) -> dict:
+    """Gather the faces, train, test on the held-out split, export ONNX; ``metrics.json`` in ``run_dir``.
+
+    ``log`` gets progress information, ``warn`` (default: ``log``) real problems."""
+    warn = warn or log
     run_dir.mkdir(parents=True, exist_ok=True)
     split_seed = config.seed if config.split_seed is None else config.split_seed
-    faces = gather_faces(sources, split_seed, log, cache, label_map, synth_share, config.threads, relabels)
+    faces = gather_faces(sources, split_seed, warn, cache, label_map, synth_share, config.threads, relabels, log)
     log(f"faces per split: {json.dumps(faces.summary())}")
     config.sources = [f"{s.kind}:{s.path}:{s.weight}" for s in sources]
     (run_dir / "config.json").write_text(json.dumps({**asdict(config), "command": " ".join(sys.argv)}, indent=1))
     with open(run_dir / "split_manifest.jsonl", "w") as fh:
         for origin, split, label, source in zip(faces.origins, faces.splits, faces.labels, faces.sources):
             fh.write(json.dumps({"face": origin, "split": str(split), "label": LABELS[int(label)], "source": str(source)}) + "\n")
-    result = train(faces, run_dir, config, resume=resume, log=log)
+    result = train(faces, run_dir, config, resume=resume, log=log, warn=warn)
     model = result.pop("model")
     test = faces.subset(faces.splits == "test")
     device = pick_device(config.device)
     metrics = {"best_epoch": result["best_epoch"], "val": result["val"], "faces": faces.summary()}
     if len(test.labels):
         probs = predict(model, center_crop(test.crops), device)
-        metrics["test"] = class_metrics(test.labels, probs)
+        tested = class_metrics(test.labels, probs)
+        metrics["test"] = tested.training_dict()
         for source in sorted(set(test.sources)):
             m = test.sources == source
-            metrics.setdefault("test_by_source", {})[str(source)] = class_metrics(test.labels[m], probs[m])
+            metrics.setdefault("test_by_source", {})[str(source)] = class_metrics(test.labels[m], probs[m]).training_dict()
         np.savez(run_dir / "test_predictions.npz", labels=test.labels, probs=probs, sources=test.sources)
         from ..evaluate.plots import plot_confusion  # the one confusion plot (eval classify draws it too)
 
-        plot_confusion(metrics["test"]["confusion_matrix"], LABELS, LABELS, run_dir / "confusion_test.png",
+        plot_confusion(tested.confusion.matrix, LABELS, LABELS, run_dir / "confusion_test.png",
                        title="Confusion matrix (test)")
     exported = ExportedClassifier([model])
     onnx_path = export_onnx(exported, run_dir / "mask_classifier.onnx",
