@@ -14,6 +14,10 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    epilog="Exit status of every command: 0 done; 1 a runtime failure (some inputs failed); 2 usage, bad input "
+           "or model errors; 130 interrupted (watch finishes its outputs and exits 0; 3: events lost, 4: events "
+           "only spooled).",
+    rich_markup_mode=None,  # click's plain help: at 80 columns rich's tables leave the help text a narrow column
 )
 
 
@@ -45,6 +49,7 @@ for _name in COMMAND_MODULES:
         continue
     _module.register(app)
 _common.guard_commands(app)  # one error handler and exit-status scheme for every command
+_common.full_summaries(app)
 
 
 def main() -> None:

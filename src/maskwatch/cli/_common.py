@@ -68,6 +68,30 @@ def guard_commands(app: typer.Typer) -> None:
             guard_commands(group.typer_instance)
 
 
+def full_summaries(app: typer.Typer) -> None:
+    """The command list of ``--help`` shows each command's first paragraph whole (wrapped), not cut at
+    45 characters with "..."."""
+    import inspect
+
+    from typer.models import DefaultPlaceholder
+
+    def first_paragraph(*texts: Any) -> str | None:
+        for text in texts:
+            if isinstance(text, str) and text.strip():
+                return " ".join(inspect.cleandoc(text).split("\n\n")[0].split())
+        return None
+
+    for command in app.registered_commands:
+        if command.short_help is None:
+            command.short_help = first_paragraph(command.help, getattr(command.callback, "__doc__", None))
+    for group in app.registered_groups:
+        if group.short_help is None or isinstance(group.short_help, DefaultPlaceholder):
+            info = group.typer_instance.info if group.typer_instance is not None else None
+            group.short_help = first_paragraph(group.help, getattr(info, "help", None))
+        if group.typer_instance is not None:
+            full_summaries(group.typer_instance)
+
+
 def os_error_line(exc: OSError) -> str:
     """``error: FILE: strerror`` for an OSError no command handled (an output that cannot be written)."""
     where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f)

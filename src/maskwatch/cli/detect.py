@@ -37,8 +37,8 @@ def detect_command(
     min_score: Optional[float] = typer.Option(None, "--min-score", min=0.0, max=1.0,
                                               help="Face confidence threshold (default: the detector's own, 0.3 for CenterFace)."),
     min_face: float = typer.Option(0, "--min-face", min=0, help="Ignore faces whose shorter side is below this many pixels."),
-    detector: Optional[str] = typer.Option(None, "--detector", help="centerface-mask (default: MaskWatch's own, "
-                                           "judges masks itself), centerface (stock), yunet, ultraface, mtcnn or aizoo."),
+    detector: Optional[str] = typer.Option(None, "--detector", help="centerface (default), centerface-mask "
+                                           "(MaskWatch's own, judges masks itself), yunet, ultraface, mtcnn or aizoo."),
     detector_model: Optional[Path] = typer.Option(None, "--detector-model", help="Model file for the detector."),
     classifier: str = typer.Option("default", "--classifier", help="Crop classifier: default (the shipped one), "
                                    "none (the detector's own mask state only), or an ONNX file."),
@@ -54,7 +54,8 @@ def detect_command(
 ) -> None:
     """Find faces and decide mask / no_mask / incorrect for each; write annotated images and JSON lines.
 
-    Exit status: 0 when every input was processed, 1 when any failed (the rest are still processed).
+    Exit status: 0 when every input was processed, 1 when any failed (the rest are still processed),
+    2 for usage or model errors, 130 when interrupted (after the summary of what was done).
     """
     from ..errors import MaskWatchError
     from ..images import find_images

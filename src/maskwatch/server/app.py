@@ -28,8 +28,8 @@ __all__ = ["DEFAULT_MAX_UPLOAD_BYTES", "STATIC_DIR", "SNAPSHOT_TYPES", "ApiError
 
 def create_app(
     pipeline: Callable[..., Any] | None = None,
-    db: str | os.PathLike | None = None,
-    snapshot_dir: str | os.PathLike | None = None,
+    db: str | os.PathLike[str] | None = None,
+    snapshot_dir: str | os.PathLike[str] | None = None,
     detector: str = "centerface",
     min_score: float | None = None,
     threads: int | None = None,
@@ -70,7 +70,7 @@ def create_app(
     if detect_service is None:
         detect_service = DetectService(DetectConfig.of(detector=detector, min_score=min_score, threads=threads,
                                                        max_pixels=max_pixels, annotate=False), pipeline)
-    store = EventStore(db)
+    store = EventStore(None if db is None else os.fspath(db))
     classifier_path = detect_service.classifier_path()
     state = ServerState(
         store=store,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -56,7 +56,10 @@ def install_error_handlers(app: FastAPI) -> None:
         return body(500, "internal error", "the server logged the details")
 
 
-def db_call(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+T = TypeVar("T")
+
+
+def db_call(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """A store call; a bad query answers 400, a database that fails 503."""
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -67,4 +70,5 @@ def db_call(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     except SQLAlchemyError as exc:
         from ..redact import redact
 
-        raise ApiError(503, "event database unavailable", redact(f"{type(exc).__name__}: {str(exc).splitlines()[0]}")) from None
+        detail = redact(f"{type(exc).__name__}: {str(exc).splitlines()[0]}") or ""
+        raise ApiError(503, "event database unavailable", detail) from None

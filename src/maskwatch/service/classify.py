@@ -78,10 +78,10 @@ class ClassifyService:
         """Classify a decoded BGR ``uint8`` crop."""
         from ..classifier import face_box_in_crop
 
-        face = Faces(boxes=face_box_in_crop(image, self.locator), scores=[1.0])
+        face = Faces(boxes=face_box_in_crop(image, self.locator), scores=np.ones(1, np.float32))
         return Classification(str(name), self.classifier.classify(image, face))
 
-    def classify_file(self, path: str | os.PathLike) -> Classification:
+    def classify_file(self, path: str | os.PathLike[str]) -> Classification:
         """Read the crop at ``path`` (InputError naming it when it cannot be used) and classify it."""
         from ..images import read_image
 

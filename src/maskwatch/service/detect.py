@@ -168,7 +168,7 @@ class DetectService:
         return None if path is None else str(path)
 
     # -- photos ----------------------------------------------------------------------------------
-    def detect_file(self, path: str | os.PathLike, out: str | os.PathLike | None = None) -> Detection:
+    def detect_file(self, path: str | os.PathLike[str], out: str | os.PathLike[str] | None = None) -> Detection:
         """Read the image at ``path`` (InputError naming it when it cannot be used) and detect; with
         ``config.annotate`` draw the faces, and with ``out`` write the drawing there as a JPEG."""
         from ..images import read_image

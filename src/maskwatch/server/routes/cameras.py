@@ -38,13 +38,15 @@ def cameras(supervisor: Any = Depends(supervisor_of)) -> dict[str, Any]:
 @router.post("/v1/cameras/{name}/enable")
 def enable(name: str, supervisor: Any = Depends(supervisor_of)) -> dict[str, Any]:
     slot_of(supervisor, name)
-    return supervisor.enable(name)
+    answer: dict[str, Any] = supervisor.enable(name)
+    return answer
 
 
 @router.post("/v1/cameras/{name}/disable")
 def disable(name: str, supervisor: Any = Depends(supervisor_of)) -> dict[str, Any]:
     slot_of(supervisor, name)
-    return supervisor.disable(name)
+    answer: dict[str, Any] = supervisor.disable(name)
+    return answer
 
 
 @router.get("/v1/cameras/{name}/frame.jpg", responses={200: {"content": {"image/jpeg": {}}}})

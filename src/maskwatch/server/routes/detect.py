@@ -6,7 +6,7 @@ import asyncio
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -22,6 +22,7 @@ from ..state import GUARDED, ServerState, server_state
 MULTIPART_SLACK = 64 * 1024
 
 router = APIRouter(dependencies=GUARDED)
+T = TypeVar("T")
 
 
 class DetectQueue:
@@ -57,7 +58,7 @@ class DetectQueue:
         with self._lock:
             self.pending -= 1
 
-    async def run(self, name: str, work: Any, *args: Any) -> Any:
+    async def run(self, name: str, work: Callable[..., T], *args: Any) -> T:
         """``work(*args)`` in a worker thread, for a photo whose slot :meth:`acquire` took; the slot is
         released when the work ends, even after a timeout."""
         try:

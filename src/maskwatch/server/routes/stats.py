@@ -29,7 +29,7 @@ def event_stats(store: Any, hours: int, top_cameras: int = 20) -> dict[str, Any]
 
     first_hour = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
     by_type = {name: 0 for name in EVENT_TYPES}
-    per_hour: Counter = Counter()
+    per_hour: Counter[int] = Counter()
     total = 0
     for type_, hour, n in db_call(store.type_hour_counts, first_hour):  # aggregated in SQL
         by_type[type_] = by_type.get(type_, 0) + n
