@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import typer
 
-from ._common import ImageBatch, err_console, jsonl_output, user_errors
+from ._common import ImageBatch, err_console, jsonl_output
 
 
 def register(app: typer.Typer) -> None:
@@ -35,8 +35,7 @@ def classify_command(
     from ..service.classify import ClassifyConfig, ClassifyService
 
     found = find_images(paths)
-    with user_errors():
-        service = ClassifyService(ClassifyConfig(model=model, locate=locate, threads=threads))
+    service = ClassifyService(ClassifyConfig(model=model, locate=locate, threads=threads))
     counts: Counter = Counter()
     batch = ImageBatch(found, "classify", quiet)
     with jsonl_output(json_path) as out:

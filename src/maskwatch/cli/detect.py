@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import typer
 
-from ._common import INTERRUPTED, ImageBatch, err_console, fail, jsonl_output, user_errors, warn
+from ._common import INTERRUPTED, ImageBatch, err_console, fail, jsonl_output, warn
 
 EXAMPLE_NOTE = "the 'astronaut' photo of Eileen Collins (NASA, public domain), as in scikit-image"
 
@@ -72,12 +72,11 @@ def detect_command(
     use_classifier = classifier.lower() != "none"
     if use_classifier and classifier.lower() != "default":
         classifier_model = Path(classifier)
-    with user_errors():
-        service = DetectService(DetectConfig.of(
-            detector=detector, detector_model=detector_model, min_score=min_score, min_face=min_face,
-            detector_options={"input_size": input_size}, classifier=use_classifier,
-            classifier_model=classifier_model, fusion=fusion, threads=threads, max_pixels=max_pixels,
-            annotate=not no_draw))
+    service = DetectService(DetectConfig.of(  # a bad option or model: the one error line, exit status 2
+        detector=detector, detector_model=detector_model, min_score=min_score, min_face=min_face,
+        detector_options={"input_size": input_size}, classifier=use_classifier,
+        classifier_model=classifier_model, fusion=fusion, threads=threads, max_pixels=max_pixels,
+        annotate=not no_draw))
 
     roots = [Path(p) for p in inputs if Path(p).is_dir()]
     counts: Counter = Counter()
