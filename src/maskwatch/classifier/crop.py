@@ -10,6 +10,9 @@ from ..boxes import expand_to_square
 #: Defaults of the shipped model; a model's own metadata overrides them.
 CROP_SIZE = 96
 CROP_CONTEXT = 0.25
+#: the detector and threshold that find the face inside a crop (training data, ``classify --locate``)
+LOCATOR_DETECTOR = "centerface"
+LOCATOR_MIN_SCORE = 0.3
 
 
 def crop_faces(image: np.ndarray, boxes: np.ndarray, size: int = CROP_SIZE, context: float = CROP_CONTEXT) -> np.ndarray:
@@ -27,6 +30,14 @@ def crop_faces(image: np.ndarray, boxes: np.ndarray, size: int = CROP_SIZE, cont
         m = np.array([[scale, 0, -x1 * scale + 0.5 * scale - 0.5], [0, scale, -y1 * scale + 0.5 * scale - 0.5]], np.float32)
         out[i] = cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return out
+
+
+def face_locator(threads: int | None = None):
+    """The detector :func:`face_box_in_crop` uses to frame the face in a crop as in training:
+    CenterFace at score 0.3."""
+    from ..detectors import create_detector
+
+    return create_detector(LOCATOR_DETECTOR, min_score=LOCATOR_MIN_SCORE, threads=threads)
 
 
 def face_box_in_crop(image: np.ndarray, detector=None) -> np.ndarray:

@@ -6,14 +6,19 @@ import importlib
 
 import typer
 
+from . import _common
+
 app = typer.Typer(
     name="maskwatch",
     help="Check whether people wear face masks in photos, video files and live cameras.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    epilog="Exit status of every command: 0 done; 1 a runtime failure (some inputs failed); 2 usage, bad input "
+           "or model errors; 130 interrupted (watch finishes its outputs and exits 0; 3: events lost, 4: events "
+           "only spooled).",
+    rich_markup_mode=None,  # click's plain help: at 80 columns rich's tables leave the help text a narrow column
 )
-
 
 
 @app.callback(invoke_without_command=True)  # so that `maskwatch --version` needs no command
@@ -29,7 +34,7 @@ def _root(
         raise typer.Exit()
     if ctx.invoked_subcommand is None:
         typer.echo(ctx.get_help(), err=True)
-        raise typer.Exit(2)
+        raise typer.Exit(_common.USAGE)
 
 
 #: modules under maskwatch.cli that define ``register(app)``
@@ -44,6 +49,8 @@ for _name in COMMAND_MODULES:
             raise
         continue
     _module.register(app)
+_common.guard_commands(app)  # one error handler and exit-status scheme for every command
+_common.full_summaries(app)
 
 
 def main() -> None:
@@ -52,12 +59,11 @@ def main() -> None:
     try:
         app()
     except OSError as exc:  # last resort: an output that cannot be written (read-only or full folder, ...)
-        where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f)
-        sys.stderr.write(f"error: {where + ': ' if where else ''}{exc.strerror or exc}\n")
-        _exit(1)
+        sys.stderr.write(_common.os_error_line(exc) + "\n")
+        _exit(_common.FAILED)
     except SystemExit as done:
         _exit(done.code)
-    _exit(0)
+    _exit(_common.OK)
 
 
 def _exit(code: object) -> None:

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+import functools
+from typing import Any, Callable, Iterator, TypeVar
 
 import typer
 from rich.console import Console
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
+#: exit statuses of every command (README, "Exit status"); ``watch`` adds 3 (events lost) and 4 (only spooled)
+OK = 0
+FAILED = 1  # a runtime failure: some inputs of a batch failed, an output could not be written
+USAGE = 2  # usage, bad input or model errors (MaskWatchError)
+INTERRUPTED = 130  # Ctrl-C
 
-def fail(message: str, code: int = 2) -> "typer.Exit":
+
+def fail(message: str, code: int = USAGE) -> "typer.Exit":
     from rich.markup import escape
 
     # escaped: messages carry paths and "maskwatch[extra]" that rich would take for markup
@@ -21,7 +28,8 @@ def fail(message: str, code: int = 2) -> "typer.Exit":
 
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn MaskWatch's own errors into one line on stderr and exit status 2."""
+    """The one error handler of every command (:func:`guarded` puts it around each): MaskWatch's own
+    errors are one line on stderr and exit status 2; Ctrl-C prints "interrupted", exit status 130."""
     from ..errors import MaskWatchError
 
     try:
@@ -30,7 +38,64 @@ def user_errors() -> Iterator[None]:
         raise fail(str(exc)) from None
     except KeyboardInterrupt:
         err_console.print("interrupted")
-        raise typer.Exit(130) from None
+        raise typer.Exit(INTERRUPTED) from None
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def guarded(command: F) -> F:
+    """``command`` run inside :func:`user_errors` (typer still reads its signature and help)."""
+    if getattr(command, "maskwatch_guarded", False):
+        return command
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with user_errors():
+            return command(*args, **kwargs)
+
+    run.maskwatch_guarded = True  # type: ignore[attr-defined]
+    return run  # type: ignore[return-value]
+
+
+def guard_commands(app: typer.Typer) -> None:
+    """Every command of ``app`` and of its sub-command groups :func:`guarded`."""
+    for command in app.registered_commands:
+        if command.callback is not None:
+            command.callback = guarded(command.callback)
+    for group in app.registered_groups:
+        if group.typer_instance is not None:
+            guard_commands(group.typer_instance)
+
+
+def full_summaries(app: typer.Typer) -> None:
+    """The command list of ``--help`` shows each command's first paragraph whole (wrapped), not cut at
+    45 characters with "..."."""
+    import inspect
+
+    from typer.models import DefaultPlaceholder
+
+    def first_paragraph(*texts: Any) -> str | None:
+        for text in texts:
+            if isinstance(text, str) and text.strip():
+                return " ".join(inspect.cleandoc(text).split("\n\n")[0].split())
+        return None
+
+    for command in app.registered_commands:
+        if command.short_help is None:
+            command.short_help = first_paragraph(command.help, getattr(command.callback, "__doc__", None))
+    for group in app.registered_groups:
+        if group.short_help is None or isinstance(group.short_help, DefaultPlaceholder):
+            info = group.typer_instance.info if group.typer_instance is not None else None
+            group.short_help = first_paragraph(group.help, getattr(info, "help", None))
+        if group.typer_instance is not None:
+            full_summaries(group.typer_instance)
+
+
+def os_error_line(exc: OSError) -> str:
+    """``error: FILE: strerror`` for an OSError no command handled (an output that cannot be written)."""
+    where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f)
+    return f"error: {where + ': ' if where else ''}{exc.strerror or exc}"
 
 
 def writable_dir(path, what: str = "output"):

@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import typer
 
-from ._common import ImageBatch, err_console, jsonl_output, user_errors
+from ._common import ImageBatch, err_console, jsonl_output
 
 
 def register(app: typer.Typer) -> None:
@@ -30,35 +30,24 @@ def classify_command(
     With --locate (default) the largest face CenterFace finds in the crop is framed the way the
     classifier was trained; when none is found the whole image is used.
     """
-    from ..classifier import MaskClassifier, face_box_in_crop
     from ..errors import MaskWatchError
-    from ..faces import Faces
-    from ..images import find_images, read_image
+    from ..images import find_images
+    from ..service.classify import ClassifyConfig, ClassifyService
 
     found = find_images(paths)
-    with user_errors():
-        classifier = MaskClassifier(str(model) if model else None, threads=threads)
-        detector = None
-        if locate:
-            from ..detectors import create_detector
-
-            detector = create_detector("centerface", min_score=0.3, threads=threads)
+    service = ClassifyService(ClassifyConfig(model=model, locate=locate, threads=threads))
     counts: Counter = Counter()
     batch = ImageBatch(found, "classify", quiet)
     with jsonl_output(json_path) as out:
         for item in batch:
             try:
-                image = read_image(item.path)
+                record = service.classify_file(item.path).record()
             except MaskWatchError as exc:
                 batch.fail(str(exc))
                 continue
-            face = Faces(boxes=face_box_in_crop(image, detector), scores=[1.0])
-            record = classifier.classify(image, face).to_records()[0]
             counts[record["label"]] += 1
-            line = {"image": str(item.path), "label": record["label"], "label_score": record["label_score"],
-                    "probs": record["probs"]}
             if out is not None:
-                out.write(json.dumps(line) + "\n")
+                out.write(json.dumps(record) + "\n")
             if not quiet and len(found) <= 20 and str(json_path) != "-":
                 err_console.print(f"{item.path}: {record['label']} ({record['label_score']:.0%})", highlight=False)
     done = sum(counts.values())

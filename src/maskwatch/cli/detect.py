@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from ._common import ImageBatch, err_console, fail, jsonl_output, user_errors, warn
+from ._common import INTERRUPTED, ImageBatch, err_console, fail, jsonl_output, warn
 
 EXAMPLE_NOTE = "the 'astronaut' photo of Eileen Collins (NASA, public domain), as in scikit-image"
 
@@ -30,18 +29,6 @@ def example_image_path() -> Path:
     return path
 
 
-def output_path(image: Path, root: Path | None, out: Path | None) -> Path:
-    name = f"{image.stem}.maskwatch.jpg"
-    if out is None:
-        return image.with_name(name)
-    if root is not None and root.is_dir():
-        try:
-            return out / image.parent.relative_to(root) / name
-        except ValueError:
-            pass
-    return out / name
-
-
 def detect_command(
     paths: List[Path] = typer.Argument(None, help="Image files and/or folders (searched recursively)."),
     example: bool = typer.Option(False, "--example", help=f"Run on the bundled example photo ({EXAMPLE_NOTE})."),
@@ -50,8 +37,8 @@ def detect_command(
     min_score: Optional[float] = typer.Option(None, "--min-score", min=0.0, max=1.0,
                                               help="Face confidence threshold (default: the detector's own, 0.3 for CenterFace)."),
     min_face: float = typer.Option(0, "--min-face", min=0, help="Ignore faces whose shorter side is below this many pixels."),
-    detector: Optional[str] = typer.Option(None, "--detector", help="centerface-mask (default: MaskWatch's own, "
-                                           "judges masks itself), centerface (stock), yunet, ultraface, mtcnn or aizoo."),
+    detector: Optional[str] = typer.Option(None, "--detector", help="centerface (default), centerface-mask "
+                                           "(MaskWatch's own, judges masks itself), yunet, ultraface, mtcnn or aizoo."),
     detector_model: Optional[Path] = typer.Option(None, "--detector-model", help="Model file for the detector."),
     classifier: str = typer.Option("default", "--classifier", help="Crop classifier: default (the shipped one), "
                                    "none (the detector's own mask state only), or an ONNX file."),
@@ -67,15 +54,12 @@ def detect_command(
 ) -> None:
     """Find faces and decide mask / no_mask / incorrect for each; write annotated images and JSON lines.
 
-    Exit status: 0 when every input was processed, 1 when any failed (the rest are still processed).
+    Exit status: 0 when every input was processed, 1 when any failed (the rest are still processed),
+    2 for usage or model errors, 130 when interrupted (after the summary of what was done).
     """
-    import cv2
-
-    from ..draw import annotate
     from ..errors import MaskWatchError
-    from ..faces import detection_record
-    from ..images import find_images, read_image, write_jpeg
-    from ..pipeline import StageTimer, build_pipeline
+    from ..images import find_images
+    from ..service.detect import DetectConfig, DetectService, annotated_path
 
     inputs = list(paths or [])
     if example:
@@ -85,66 +69,46 @@ def detect_command(
     if not inputs:
         raise fail("give image files or folders, or --example")
     found = find_images(inputs)
-    if threads:
-        cv2.setNumThreads(threads)
     use_classifier = classifier.lower() != "none"
     if use_classifier and classifier.lower() != "default":
         classifier_model = Path(classifier)
-    with user_errors():
-        pipeline = build_pipeline(detector, min_score=min_score, min_face=min_face, threads=threads,
-                                  detector_model=str(detector_model) if detector_model else None,
-                                  classifier_model=str(classifier_model) if classifier_model else None,
-                                  classifier=use_classifier, fusion=fusion, input_size=input_size)
+    service = DetectService(DetectConfig.of(  # a bad option or model: the one error line, exit status 2
+        detector=detector, detector_model=detector_model, min_score=min_score, min_face=min_face,
+        detector_options={"input_size": input_size}, classifier=use_classifier,
+        classifier_model=classifier_model, fusion=fusion, threads=threads, max_pixels=max_pixels,
+        annotate=not no_draw))
 
-    roots = {Path(p).resolve(): Path(p) for p in inputs if Path(p).is_dir()}
+    roots = [Path(p) for p in inputs if Path(p).is_dir()]
     counts: Counter = Counter()
     images_done = unmasked_images = 0
-    timer = StageTimer()
+    stage_ms: dict[str, float] = {}
     show_each = not quiet and len(found) <= 20 and str(json_path) != "-"
-
-    def root_of(path: Path) -> Path | None:
-        resolved = path.resolve()
-        for r, given in roots.items():
-            if r in resolved.parents:
-                return given
-        return None
-
+    interrupted = False
     batch = ImageBatch(found, "detect", quiet)
     try:
         with jsonl_output(json_path) as json_file:
             for item in batch:
                 try:
-                    t0 = time.perf_counter()
-                    image = read_image(item.path, max_pixels=max_pixels)
-                    timer.add("decode", t0)
-                    faces = pipeline(image, timer)
-                    t2 = time.perf_counter()
-                    drawn = None if no_draw else annotate(image, faces)
-                    timer.add("draw", t2)
-                    ms = (time.perf_counter() - t0) * 1000
-                    written = None
-                    if drawn is not None:
-                        written = output_path(item.path, root_of(item.path), out)
-                        write_jpeg(written, drawn)
+                    result = service.detect_file(item.path, None if no_draw else annotated_path(item.path, out, roots))
                 except MaskWatchError as exc:
                     batch.fail(str(exc))
                     continue
-                except (MemoryError, cv2.error) as exc:
-                    batch.fail(f"{item.path}: cannot process image ({type(exc).__name__}: {str(exc).strip().splitlines()[-1]})")
-                    continue
                 images_done += 1
-                image_counts = faces.counts()
+                for stage, ms in result.stages_ms.items():
+                    stage_ms[stage] = stage_ms.get(stage, 0.0) + ms
+                image_counts = result.faces.counts()
                 counts.update(image_counts)
                 if image_counts["no_mask"]:
                     unmasked_images += 1
                 if json_file is not None:
-                    record = detection_record(faces, str(item.path), image.shape[1], image.shape[0], ms)
-                    json_file.write(json.dumps(record) + "\n")
+                    json_file.write(json.dumps(result.record()) + "\n")
                 if show_each:
                     parts = ", ".join(f"{n} {k}" for k, n in image_counts.items() if n) or "no faces"
-                    target = f" -> {written}" if written is not None else ""
-                    err_console.print(f"{item.path}: {len(faces)} face(s): {parts} ({ms:.0f} ms){target}")
+                    target = f" -> {result.written}" if result.written is not None else ""
+                    err_console.print(f"{item.path}: {len(result.faces)} face(s): {parts} "
+                                      f"({result.total_ms:.0f} ms){target}")
     except KeyboardInterrupt:
+        interrupted = True
         warn("interrupted; results so far are written")
 
     total_faces = sum(counts.values())
@@ -152,7 +116,7 @@ def detect_command(
                f"(mask {counts['mask']}, no_mask {counts['no_mask']}, incorrect {counts['incorrect']}) | "
                f"images with someone unmasked: {unmasked_images}")
     if images_done:
-        per = ", ".join(f"{k} {v / images_done:.1f}" for k, v in timer.ms.items())
+        per = ", ".join(f"{k} {v / images_done:.1f}" for k, v in stage_ms.items())
         summary += f" | mean ms/image: {per}"
     err_console.print(summary, highlight=False)
     if json_path is not None and str(json_path) != "-":
@@ -160,4 +124,4 @@ def detect_command(
     if not no_draw and images_done:
         err_console.print(f"annotated images: {out if out is not None else 'beside each input'} (*.maskwatch.jpg)",
                           highlight=False)
-    raise typer.Exit(1 if batch.failures else 0)
+    raise typer.Exit(INTERRUPTED if interrupted else 1 if batch.failures else 0)

@@ -11,7 +11,6 @@ import typer
 
 from ..errors import MaskWatchError
 from ..store.since import parse_since
-from ._common import fail
 
 FORMATS = ("table", "csv", "json")
 CSV_FIELDS = ["id", "type", "time", "video_time", "frame", "track_id", "source", "camera", "state_before",
@@ -35,18 +34,15 @@ def events(
     from ..event_types import EVENT_TYPES
     from ..store import EventStore
 
-    try:
-        if format_ not in FORMATS:
-            raise MaskWatchError(f"--format must be one of {', '.join(FORMATS)}, not {format_!r}")
-        for name in type_ or []:
-            if name not in EVENT_TYPES:
-                raise MaskWatchError(f"--type {name!r}: unknown event type (one of {', '.join(EVENT_TYPES)})")
-        store = EventStore(db)
-        found = store.query(types=type_, since=parse_since(since) if since else None, track_id=track,
-                            source=source, limit=limit)
-        store.close()
-    except MaskWatchError as exc:
-        raise fail(str(exc)) from None
+    if format_ not in FORMATS:
+        raise MaskWatchError(f"--format must be one of {', '.join(FORMATS)}, not {format_!r}")
+    for name in type_ or []:
+        if name not in EVENT_TYPES:
+            raise MaskWatchError(f"--type {name!r}: unknown event type (one of {', '.join(EVENT_TYPES)})")
+    store = EventStore(db)
+    found = store.query(types=type_, since=parse_since(since) if since else None, track_id=track,
+                        source=source, limit=limit)
+    store.close()
     rows = [ev.to_dict() for ev in found]
     if format_ == "json":
         typer.echo(json.dumps(rows, indent=2))

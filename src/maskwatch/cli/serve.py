@@ -55,28 +55,22 @@ def serve(
     need_extra("fastapi", "server")
     need_extra("uvicorn", "server")
     need_extra("python_multipart", "server")
-    import cv2
     import uvicorn
 
     from ..server import create_app
 
     supervisor = None
     if config is not None:
-        from ..service.config import ConfigError, load_config
+        from ..service.config import load_config
         from ..service.supervisor import Supervisor
 
-        try:
-            venue = load_config(config)
-        except ConfigError as exc:
-            raise fail(str(exc)) from None
+        venue = load_config(config)  # a ConfigError is the one error line, exit status 2
         db, snapshot_dir = venue.store, Path(venue.snapshots.dir)
         detector, min_score = venue.models.detector, venue.models.min_score
         api_key = venue.server.api_key or api_key
         host, port = host or venue.server.host, port or venue.server.port
         supervisor = Supervisor(venue)
     host, port = host or "127.0.0.1", port or 8000
-    if threads:
-        cv2.setNumThreads(threads)
     if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
         warn(f"listening on {host} without --api-key: anyone who can reach this port can use the API")
     _check_port_free(host, port)
