@@ -182,3 +182,31 @@ def test_a_camera_worker_gets_its_keys_through_the_watch_config(tmp_path, monkey
         assert store.spool is not None and store.spool.path.parent == tmp_path / "sp" and store.spool.max_events == 9
     finally:
         store.close()
+
+
+def test_docs_list_every_key():
+    """docs/service.md has a row for every key of the venue config (alerts: docs/alerts.md)."""
+    import typing
+
+    from pydantic import BaseModel
+
+    from maskwatch.service.config import ServiceConfig
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "service.md").read_text(encoding="utf-8")
+
+    def keys(cls: type[BaseModel], prefix: str) -> list[str]:
+        out = []
+        for name, field in cls.model_fields.items():
+            key = prefix + (field.alias or name)
+            inner = [a for a in (field.annotation, *typing.get_args(field.annotation))
+                     for a in (a, *typing.get_args(a)) if isinstance(a, type) and issubclass(a, BaseModel)]
+            if inner and name != "alerts":
+                out += keys(inner[0], key + ("[]." if name == "cameras" else "."))
+            else:
+                out.append(key)
+        return out
+
+    found = keys(ServiceConfig, "")
+    assert len(found) > 40 and "cameras[].lost_after_s" in found and "spool.max_events" in found
+    missing = [k for k in found if f"| `{k}` |" not in doc]
+    assert not missing, missing
