@@ -63,6 +63,7 @@ def create_app(
     detect_timeout_s: float = 30.0,
     stats_cameras: int = 20,
     service: Any = None,
+    spool: Any = None,
 ) -> FastAPI:
     """Build the application. The pipeline (``build_pipeline(detector, min_score, threads)`` unless
     one is given) and the event store (``db``: URL or SQLite path, default as for ``maskwatch
@@ -78,7 +79,8 @@ def create_app(
     ``detect_timeout_s``: one photo not answered within this is 503 "detection timed out" (its
     slot stays taken until the work really ends, so a pathological image cannot pile up threads).
     ``stats_cameras``: /v1/stats lists the cameras with the most events, at most this many; the rest
-    are summed in ``by_camera_other`` (``cameras`` says how many there are).
+    are summed in ``by_camera_other`` (``cameras`` says how many there are). ``spool``: the store's
+    :class:`~maskwatch.store.SpoolConfig` (None: the default spool); what it holds is written at start.
     """
     from ..registry import sha256_of
     from ..store import EventStore
@@ -87,7 +89,7 @@ def create_app(
         from ..pipeline import build_pipeline
 
         pipeline = build_pipeline(detector, min_score=min_score, threads=threads)
-    store = EventStore(db)
+    store = EventStore(db) if spool is None else EventStore(db, spool=spool)
     snapshot_root = Path(snapshot_dir if snapshot_dir is not None else default_snapshot_dir()).expanduser().resolve()
     pools = [ThreadPoolExecutor(max(1, max_concurrent), thread_name_prefix="maskwatch-detect")]
     pending = _PendingPhotos()
