@@ -71,7 +71,8 @@ def watch(
             "source": {"spec": source, "stride": stride, "open_timeout_s": open_timeout, "fps": fps},
             "camera": camera_name,
             "models": {"detector": detector, "classifier": None if classifier_model is None else str(classifier_model),
-                       "input_size": input_size, "min_score": min_score, "min_face": min_face, "threads": threads},
+                       "input_size": input_size, "min_score": min_score, "min_face": min_face,
+                       "threads": threads or None},  # 0 and unset alike: the runtime's default
             "detect_every": detect_every, "state": {"window": window, "hold": hold, "enter": enter},
             "zone": parse_zone(zone).tolist() if zone else None,
             "entry": _entry_line(entry) if entry else None, "refind_s": refind,
@@ -127,7 +128,15 @@ def _validated(options: dict[str, Any]) -> Any:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
+        where = _OPTION_OF.get(where, where)
         raise MaskWatchError(f"{where}: {first['msg']} (got {first.get('input')!r})") from None
+
+
+#: WatchConfig keys -> the option they come from (for messages)
+_OPTION_OF = {"source.spec": "SOURCE", "source.open_timeout_s": "--open-timeout", "source.fps": "--fps",
+              "models.min_score": "--min-score", "models.min_face": "--min-face", "models.input_size": "--input-size",
+              "models.threads": "--threads", "models.detector": "--detector", "refind_s": "--refind",
+              "max_frames": "--max-frames", "outputs.video": "--out", "outputs.json_lines": "--json"}
 
 
 def _run(config: Any) -> None:

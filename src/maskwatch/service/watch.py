@@ -71,7 +71,7 @@ class WatchConfig(_Strict):
     alerts: AlertsConfig | None = None
     outputs: OutputSettings = OutputSettings()
     tags: dict[str, Any] = Field(default_factory=dict, description="Fields added to every event's extra.")
-    max_frames: int | None = Field(None, ge=1)
+    max_frames: int | None = Field(None, ge=0)
 
 
 def camera_watch_config(cam: CameraConfig, venue: ServiceConfig, **tags: Any) -> WatchConfig:
