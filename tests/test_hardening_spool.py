@@ -262,3 +262,44 @@ def test_spool_write_back_and_camera_counts_on_postgresql(postgres_url, tmp_path
     assert [e.track_id for e in store.query()] == [0, 1, 2, 3, 4] and store.unsaved == 0
     assert store.camera_counts(datetime(2025, 1, 1, tzinfo=timezone.utc), 2) == ([("a", 2), ("b", 1)], 2, 4)
     store.close()
+
+
+def _left_spool(path: Path, n: int) -> None:
+    """A spool as a `watch --spool PATH` run leaves it when its database could not take ``n`` events."""
+    from maskwatch.store.events_db import _record_from_event
+
+    spool = Spool(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        ev = _ev(i)
+        ev.uid = f"left-{i}"
+        assert spool.append(_record_from_event(ev, "earlier-run"))
+
+
+def test_events_and_serve_write_back_the_spool_watch_was_given(tmp_path):
+    """`events --spool` / `serve --spool` (create_app's spool) replay a spool other than the default one."""
+    import json
+
+    from fastapi.testclient import TestClient
+    from typer.testing import CliRunner
+
+    from maskwatch.cli import app
+    from maskwatch.server import create_app
+    from test_server import FakePipeline
+
+    db = str(tmp_path / "events.db")
+    spool = tmp_path / "elsewhere" / "watch-spool.jsonl"
+    _left_spool(spool, 3)
+    runner = CliRunner()
+    plain = runner.invoke(app, ["events", "--db", db, "-f", "json"])
+    assert plain.exit_code == 0 and json.loads(plain.stdout) == []  # the default spool holds none of them
+    given = runner.invoke(app, ["events", "--db", db, "--spool", str(spool), "-f", "json"])
+    assert given.exit_code == 0, given.output
+    assert [e["track_id"] for e in json.loads(given.stdout)] == [0, 1, 2] and spool.read_text() == ""
+
+    db2 = str(tmp_path / "served.db")
+    _left_spool(spool, 2)
+    client = TestClient(create_app(pipeline=FakePipeline(), db=db2, snapshot_dir=tmp_path,
+                                   spool=SpoolConfig(path=spool)), base_url="http://localhost")
+    assert sorted(e["track_id"] for e in client.get("/v1/events").json()["events"]) == [0, 1]  # newest first
+    assert spool.read_text() == ""

@@ -61,6 +61,11 @@ def test_postgres_url_kept_and_defaults_shared_with_watch(tmp_path, monkeypatch)
     ("cameras: [\n", "not valid YAML"),
     ("", "empty"),
     ("cameras:\n  - name: a\n", ":2: cameras[0].source: Field required"),
+    ("cameras:\n  - {name: a, source: a.mp4}\nspool:\n  max_mib: 3\n", ":4: spool.max_mib: unknown key"),
+    ("cameras:\n  - name: a\n    source: a.mp4\n    lost_after_s: 0\n", ":4: cameras[0].lost_after_s: Input should be greater than 0"),
+    ("cameras:\n  - name: a\n    source: a.mp4\n    refind: 2\n", ":4: cameras[0].refind: unknown key"),
+    ("cameras:\n  - {name: a, source: a.mp4}\nspool:\n  path: s\n  max_events: 0\n",
+     ":5: spool.max_events: Input should be greater than or equal to 1"),
 ])
 def test_errors_name_key_and_line(tmp_path, text, expected):
     with pytest.raises(ConfigError) as info:
@@ -123,3 +128,77 @@ def test_supervisor_gives_a_starting_camera_start_s_not_hang_s():
     assert not is_hung(running, now, sup)
     running.health["progress"] = time.time() - 30  # messages flow but no frame for 30 s: a stalled loop
     assert is_hung(running, now, sup)
+
+
+def test_refind_outage_and_spool_keys(tmp_path):
+    config = load_config(write(tmp_path, "cameras:\n  - name: door\n    source: rtsp://h/s\n    refind_s: 5\n"
+                                         "    lost_after_s: 4.5\n    restore_after_s: 1\n  - {name: hall, source: h.mp4}\n"
+                                         "spool:\n  path: spool/venue.jsonl\n  max_mb: 8\n  max_events: 500\n"))
+    door, hall = config.cameras
+    assert (door.refind_s, door.lost_after_s, door.restore_after_s) == (5.0, 4.5, 1.0)
+    assert (hall.refind_s, hall.lost_after_s, hall.restore_after_s) == (3.0, 2.0, 2.0)  # watch's defaults
+    assert config.spool.path == str(tmp_path.resolve() / "spool" / "venue.jsonl")
+    spool = config.spool.spool_config()
+    assert (spool.max_bytes, spool.max_events) == (8 * 2**20, 500)
+    default = parse_config("cameras:\n  - {name: a, source: a.mp4}\n", tmp_path).spool.spool_config()
+    assert default.path is None and (default.max_bytes, default.max_events) == (64 * 2**20, 100_000)
+
+
+def test_example_shows_the_new_keys():
+    from maskwatch.service.config import example_config
+
+    text = example_config()
+    for key in ("refind_s:", "lost_after_s:", "restore_after_s:", "spool:", "max_mb:", "max_events:"):
+        line = next(ln for ln in text.splitlines() if ln.strip().startswith(key))
+        assert "#" in line, line  # each explained where it stands
+
+
+def test_a_camera_worker_gets_its_keys_through_the_watch_config(tmp_path, monkeypatch):
+    """The worker builds a WatchConfig from its camera: the outage debounce reaches the live source, the
+    refind time the engine, the venue spool the store."""
+    import maskwatch.video.sources as sources
+    from maskwatch.service.watch import camera_watch_config, open_watch_source
+    from maskwatch.store import EventStore
+
+    config = parse_config("cameras:\n  - {name: door, source: 'rtsp://h/s', refind_s: 7, lost_after_s: 5,"
+                          " restore_after_s: 3, detect_every: 2}\n"
+                          f"store: {tmp_path / 'e.db'}\nspool: {{path: {tmp_path / 'sp'}, max_events: 9}}\n", tmp_path)
+    watch = camera_watch_config(config.cameras[0], config, worker_pid=42)
+    assert (watch.camera, watch.refind_s, watch.detect_every, watch.tags) == ("door", 7.0, 2, {"worker_pid": 42})
+    opened: list = []
+    monkeypatch.setattr(sources, "LiveSource", lambda spec, **kw: opened.append((spec, kw)) or "live")
+    assert open_watch_source(watch.source) == "live"
+    assert opened == [("rtsp://h/s", {"open_timeout_s": 10.0, "lost_after_s": 5.0, "restore_after_s": 3.0})]
+    store = EventStore(watch.store, spool=watch.spool.spool_config())
+    try:
+        assert store.spool is not None and store.spool.path.parent == tmp_path / "sp" and store.spool.max_events == 9
+    finally:
+        store.close()
+
+
+def test_docs_list_every_key():
+    """docs/service.md has a row for every key of the venue config (alerts: docs/alerts.md)."""
+    import typing
+
+    from pydantic import BaseModel
+
+    from maskwatch.service.config import ServiceConfig
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "service.md").read_text(encoding="utf-8")
+
+    def keys(cls: type[BaseModel], prefix: str) -> list[str]:
+        out = []
+        for name, field in cls.model_fields.items():
+            key = prefix + (field.alias or name)
+            inner = [a for a in (field.annotation, *typing.get_args(field.annotation))
+                     for a in (a, *typing.get_args(a)) if isinstance(a, type) and issubclass(a, BaseModel)]
+            if inner and name != "alerts":
+                out += keys(inner[0], key + ("[]." if name == "cameras" else "."))
+            else:
+                out.append(key)
+        return out
+
+    found = keys(ServiceConfig, "")
+    assert len(found) > 40 and "cameras[].lost_after_s" in found and "spool.max_events" in found
+    missing = [k for k in found if f"| `{k}` |" not in doc]
+    assert not missing, missing

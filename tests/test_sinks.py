@@ -177,3 +177,102 @@ def test_json_lines_store_and_tag_sinks(tmp_path):
         again.close()
     assert sorted(str(e.type) for e in events) == ["source_lost", "source_restored"]
     assert all(e.extra.get("worker_pid") == 123 for e in events)
+
+
+class _BoxEngine(Watcher):
+    """A watcher that raises one ``mask_removed`` with a box on frame ``at`` (no models)."""
+
+    def __init__(self, at: int, box=(16.0, 8.0, 40.0, 40.0)):
+        super().__init__(_NoFaces(), _NoFaces(), source="test")
+        self.at, self.box = at, list(box)
+
+    def process(self, frame):
+        from datetime import datetime, timezone
+
+        from maskwatch.store.events_db import Event
+
+        self.frames += 1
+        if frame.index != self.at:
+            return Faces.empty(), []
+        return Faces.empty(), [Event(type=EventType.MASK_REMOVED, time=datetime.now(timezone.utc), source="test",
+                                     track_id=7, frame=frame.index, box=self.box)]
+
+
+def _board_items(n: int, lost_at: int | None = None) -> list:
+    """Checkerboards (4 px squares of 0 and 120) whose brightness grows with the index (+20 per frame)."""
+    ys, xs = np.mgrid[0:48, 0:64]
+    board = np.repeat((((ys // 4 + xs // 4) % 2) * 120)[:, :, None], 3, axis=2)
+    out: list = []
+    for i in range(n):
+        image = (board + 20 * i).astype(np.uint8)
+        out.append(Frame(index=i, image=image, video_time=i / 25, wall_time=time.time()))
+        if i == lost_at:
+            out += [SourceStatus(EventType.SOURCE_LOST, time.time(), "gone"),
+                    SourceStatus(EventType.SOURCE_RESTORED, time.time())]
+    return out
+
+
+class _Kept:
+    """A store stand-in: keeps each event's snapshot as it is when it arrives (after the snapshot sink)."""
+
+    name = "store"
+
+    def __init__(self):
+        self.seen: list = []
+
+    def handle(self, event):
+        self.seen.append((str(event.type), event.snapshot))
+
+    def close(self):
+        pass
+
+
+def test_snapshot_sink_fills_the_snapshot_from_the_frame_the_event_was_raised_on(tmp_path):
+    import cv2
+
+    from maskwatch.monitor import SnapshotSink, SnapshotWriter
+
+    items = _board_items(5, lost_at=1)
+    kept = _Kept()
+    writer = SnapshotWriter(tmp_path / "snaps", "full")
+    run_watch(_Source(items), _BoxEngine(at=3), event_sinks=[SnapshotSink(writer), kept])
+    by_type = dict(kept.seen)
+    assert by_type["source_lost"] is None and by_type["source_restored"] is None  # no frame, no snapshot
+    path = by_type["mask_removed"]
+    assert path is not None and path.endswith("_mask_removed_t7.jpg") and os.path.dirname(path) == str(tmp_path / "snaps")
+    picture = cv2.imread(path)
+    assert picture.shape == (48, 64, 3)
+    assert abs(float(picture.mean()) - float(items[5].image.mean())) < 3  # frame 3 (items[5]: after the pair)
+    assert writer.saved == 1 and len(list((tmp_path / "snaps").glob("*.jpg"))) == 1
+
+
+def test_blurred_snapshot_keeps_the_face_and_blurs_the_rest(tmp_path):
+    import cv2
+
+    from maskwatch.monitor import SnapshotSink, SnapshotWriter
+
+    items = _board_items(3)
+    kept = _Kept()
+    run_watch(_Source(items), _BoxEngine(at=1, box=(16, 8, 40, 40)),
+              event_sinks=[SnapshotSink(SnapshotWriter(tmp_path, "blurred")), kept])
+    picture = cv2.imread(kept.seen[0][1]).astype(np.float32)
+    frame = items[1].image.astype(np.float32)
+    face, rest = (slice(12, 36), slice(20, 36)), (slice(0, 48), slice(50, 64))  # the box + 20 %: x < 45
+    assert np.abs(picture[face] - frame[face]).mean() < 10  # the face is kept (JPEG aside)
+    assert picture[rest].std() < frame[rest].std() / 4  # the pattern around it is blurred away
+
+
+def test_without_a_snapshot_sink_the_engine_writes_nothing_and_a_failed_write_loses_no_event(tmp_path):
+    from maskwatch.monitor import SnapshotSink, SnapshotWriter
+
+    kept = _Kept()
+    run_watch(_Source(_board_items(3)), _BoxEngine(at=1), event_sinks=[kept])
+    assert kept.seen == [("mask_removed", None)] and list(tmp_path.iterdir()) == []
+
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    writer, kept = SnapshotWriter(blocked / "snaps", "full"), _Kept()
+    lines: list = []
+    run_watch(_Source(_board_items(3)), _BoxEngine(at=1), event_sinks=[SnapshotSink(writer), kept],
+              report=lines.append)
+    assert kept.seen == [("mask_removed", None)] and writer.skipped == 1 and lines == []

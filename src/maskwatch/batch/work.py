@@ -163,7 +163,7 @@ class BatchWorker:
 
     def _run_video(self, item: Item) -> dict[str, Any]:
         from ..detectors import Preferred
-        from ..monitor import Watcher, run_watch
+        from ..monitor import CallEventSink, CallFrameSink, Watcher, run_watch
         from ..pipeline import build_pipeline
         from ..video import VideoFileSource
 
@@ -174,8 +174,7 @@ class BatchWorker:
                                          input_size=s.input_size or Preferred(640))  # watch's default
         events: list = []
         watcher = Watcher(self._video.detector, self._video.classifier, source=item.path, camera=item.path,
-                          detect_every=s.detect_every, state_config=s.state,
-                          sinks=[events.append], min_face=max(s.min_face, 1.0))
+                          detect_every=s.detect_every, state_config=s.state, min_face=max(s.min_face, 1.0))
         start, end = item.span or (0, item.weight)
         first = start - item.warmup
         first -= first % (s.stride * s.detect_every)  # the detector on the same frames as a whole-file run
@@ -196,13 +195,17 @@ class BatchWorker:
             if item.tail and frame.index >= tail_from:
                 tail[str(frame.index)] = rows
 
+        # the events are kept for the driver (it commits them with the item's 'done' mark); each frame
+        # reports progress and, for a segment, the boxes that link its track ids to its neighbours'
+        event_sinks = [CallEventSink(events.append, "batch-events")]
+        frame_sinks = [CallFrameSink(on_frame, "batch-progress")]
         if item.span is None:
             source = VideoFileSource(item.path, stride=s.stride)
-            stats = run_watch(source, watcher, on_frame=on_frame)
+            stats = run_watch(source, watcher, event_sinks=event_sinks, frame_sinks=frame_sinks)
             self._report(item, item.weight, force=True)
             return {"events": events, "frames": stats.frames, "video_s": stats.frames * s.stride / source.fps}
         source = SegmentSource(item.path, first, end + item.ahead, stride=s.stride)
-        stats = run_watch(source, watcher, on_frame=on_frame)
+        stats = run_watch(source, watcher, event_sinks=event_sinks, frame_sinks=frame_sinks)
         self._report(item, item.weight, force=True)
         # a segment owns the events raised on its own frames; those of the warm-up belong to the one before,
         # those after its end (processed only to link ids) to the one after.

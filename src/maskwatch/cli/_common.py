@@ -101,19 +101,12 @@ def os_error_line(exc: OSError) -> str:
 def writable_dir(path, what: str = "output"):
     """Fail in one line, before any work, when ``path`` (a folder, made if missing) cannot take a new
     file: read-only filesystem, no permission, a file in the way, no space or no inodes left."""
-    import os
-    import tempfile
-    from pathlib import Path
+    from ..outputs import OutputError, check_writable_dir
 
-    folder = Path(path).expanduser()
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".maskwatch-write-test-")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise fail(f"{folder}: cannot write {what} ({exc.strerror or exc})", 1) from None
-    return folder
+        return check_writable_dir(path, what)
+    except OutputError as exc:
+        raise fail(str(exc), 1) from None
 
 
 #: errors of writing (not reading): a full disk, quota, file size limit, read-only filesystem, I/O error
@@ -137,41 +130,9 @@ def output_errors(path, what: str = "output") -> Iterator[None]:
 def written_file(path, handle):
     """``handle`` (a file opened for ``path``) whose failing write or close (a full disk, /dev/full)
     ends the command with one line naming ``path``, not the bare "No space left on device"."""
-    return _NamedWrites(path, handle)
+    from ..outputs import NamedWrites
 
-
-class _NamedWrites:
-    def __init__(self, path, handle):
-        self.path, self.handle = path, handle
-        self.failed = False
-
-    def _failed(self, exc: OSError) -> "typer.Exit":
-        if self.failed:  # said once: the close after a failed write fails again
-            return typer.Exit(1)
-        self.failed = True
-        return fail(f"{self.path}: cannot write ({exc.strerror or exc})", 1)
-
-    def write(self, text: str) -> int:
-        try:
-            return self.handle.write(text)
-        except OSError as exc:
-            raise self._failed(exc) from None
-
-    def flush(self) -> None:
-        try:
-            self.handle.flush()
-        except OSError as exc:
-            raise self._failed(exc) from None
-
-    def close(self) -> None:
-        try:
-            self.handle.close()
-        except OSError as exc:
-            if not self.failed:
-                raise self._failed(exc) from None
-
-    def __getattr__(self, name: str):
-        return getattr(self.handle, name)
+    return NamedWrites(path, handle, lambda message, first: fail(message, 1) if first else typer.Exit(1))
 
 
 def warn(message: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -23,6 +24,8 @@ def register(app: typer.Typer) -> None:
 
 def events(
     db: Optional[str] = typer.Option(None, "--db", help="Event store: SQLAlchemy URL or SQLite file (default as for watch)."),
+    spool: Optional[Path] = typer.Option(None, "--spool", help="The spool `watch --spool` used: its events are written "
+                                         "to the store first (default: $MASKWATCH_SPOOL or spool/ in the user data directory)."),
     type_: Optional[list[str]] = typer.Option(None, "--type", "-t", help="Only these event types (repeatable)."),
     since: Optional[str] = typer.Option(None, "--since", help="Only events at/after an ISO time or within a duration (2h, 7d)."),
     track: Optional[int] = typer.Option(None, "--track", help="Only this track id."),
@@ -32,14 +35,14 @@ def events(
 ) -> None:
     """List recorded events, oldest first."""
     from ..event_types import EVENT_TYPES
-    from ..store import EventStore
+    from ..store import EventStore, SpoolConfig
 
     if format_ not in FORMATS:
         raise MaskWatchError(f"--format must be one of {', '.join(FORMATS)}, not {format_!r}")
     for name in type_ or []:
         if name not in EVENT_TYPES:
             raise MaskWatchError(f"--type {name!r}: unknown event type (one of {', '.join(EVENT_TYPES)})")
-    store = EventStore(db)
+    store = EventStore(db, spool=SpoolConfig(path=spool))
     found = store.query(types=type_, since=parse_since(since) if since else None, track_id=track,
                         source=source, limit=limit)
     store.close()

@@ -23,6 +23,9 @@ def serve(
                                        "default 127.0.0.1 or the config's server.host)."),
     port: Optional[int] = typer.Option(None, "--port", min=1, max=65535, help="TCP port (default 8000 or the config's)."),
     db: Optional[str] = typer.Option(None, "--db", help="Event store: SQLAlchemy URL or SQLite file (default as for watch; $MASKWATCH_DB)."),
+    spool: Optional[Path] = typer.Option(None, "--spool", help="The spool `watch --spool` used (a .jsonl file or a "
+                                         "folder): its events are written to the store at start (default: the config's "
+                                         "spool.path, else $MASKWATCH_SPOOL or spool/ in the user data directory)."),
     snapshot_dir: Optional[Path] = typer.Option(None, "--snapshot-dir",
                                                 help="Folder the event snapshots are in (default as for watch); nothing outside it is served."),
     detector: str = typer.Option("centerface", "--detector", help="centerface, yunet, ultraface, mtcnn or aizoo."),
@@ -59,13 +62,19 @@ def serve(
 
     from ..server import create_app
 
+    from ..store import SpoolConfig
+
     supervisor = None
+    spool_config = SpoolConfig(path=spool)
     if config is not None:
         from ..service.config import load_config
         from ..service.supervisor import Supervisor
 
         venue = load_config(config)  # a ConfigError is the one error line, exit status 2
         db, snapshot_dir = venue.store, Path(venue.snapshots.dir)
+        spool_config = venue.spool.spool_config()
+        if spool is not None:
+            spool_config.path = spool
         detector, min_score = venue.models.detector, venue.models.min_score
         api_key = venue.server.api_key or api_key
         host, port = host or venue.server.host, port or venue.server.port
@@ -78,7 +87,7 @@ def serve(
         app = create_app(db=db, snapshot_dir=snapshot_dir, detector=detector, min_score=min_score, threads=threads,
                          max_upload_bytes=int(max_upload_mb * 2**20), max_pixels=max_pixels, api_key=api_key,
                          max_pending=max_pending, hosts=[host, *(allowed_host or [])], service=supervisor,
-                         detect_timeout_s=detect_timeout, stats_cameras=stats_cameras)
+                         detect_timeout_s=detect_timeout, stats_cameras=stats_cameras, spool=spool_config)
     alerts = None
     if supervisor is not None and venue.alerts is not None and venue.alerts.enabled:
         from ..service.alerts import VenueAlerts, public_base_url

@@ -3,14 +3,16 @@
 
 from .entry import EntryLine, parse_entry
 from .quality import face_quality
-from .sinks import (AlertSink, AnnotatedSink, CallEventSink, CallFrameSink, ConsoleSink, EventSink, FrameSink,
-                    JsonLinesSink, LiveViewSink, StoreSink, TagSink, WebhookSink, draw_zone_and_line)
-from .snapshots import SNAPSHOT_MODES, SnapshotWriter, blur_except, default_snapshot_dir
+from .sinks import (AlertSink, AnnotatedSink, CallEventSink, CallFrameSink, ConsoleSink, ContextEventSink, EventContext,
+                    EventSink, FrameSink, JsonLinesSink, LiveViewSink, StoreSink, TagSink, WebhookSink,
+                    draw_zone_and_line)
+from .snapshots import SNAPSHOT_MODES, SnapshotSink, SnapshotWriter, blur_except, default_snapshot_dir
 from .state import TRANSITION_EVENTS, UNMASKED_STATES, StateConfig, TrackState, Transition
 from .tracking import FaceTracker, propagate_boxes
 from .watcher import RunStats, Watcher, run_watch
 
-__all__ = ["AlertSink", "AnnotatedSink", "CallEventSink", "CallFrameSink", "ConsoleSink", "EventSink", "FrameSink",
+__all__ = ["AlertSink", "AnnotatedSink", "CallEventSink", "CallFrameSink", "ConsoleSink", "ContextEventSink",
+           "EventContext", "EventSink", "FrameSink", "SnapshotSink",
            "JsonLinesSink", "LiveViewSink", "StoreSink", "TagSink", "WebhookSink", "draw_zone_and_line",
            "SNAPSHOT_MODES", "TRANSITION_EVENTS", "UNMASKED_STATES", "EntryLine", "FaceTracker", "RunStats", "SnapshotWriter", "StateConfig",
            "TrackState", "Transition", "Watcher", "blur_except", "default_snapshot_dir", "face_quality", "parse_entry",

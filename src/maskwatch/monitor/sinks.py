@@ -9,6 +9,7 @@ is reported once, in one line naming it, and the others carry on.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any, Callable, Protocol, Sequence, TextIO, runtime_checkable
 
 import numpy as np
@@ -34,6 +35,31 @@ class FrameSink(Protocol):
     def handle(self, frame: Frame, faces: Faces, events: list[Event]) -> None: ...
 
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class EventContext:
+    """What an event was raised on, for the event sinks that need more than the event (snapshots): the
+    frame and its faces; both None for a lost or restored source."""
+
+    frame: Frame | None = None
+    faces: Faces | None = None
+
+
+@runtime_checkable
+class ContextEventSink(Protocol):
+    """An event sink that also gets the :class:`EventContext` (``takes_context = True``)."""
+
+    takes_context: bool
+
+    def handle(self, event: Event, context: EventContext) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def takes_context(sink: Any) -> bool:
+    """Whether :func:`~maskwatch.monitor.run_watch` calls ``sink.handle(event, context)``."""
+    return getattr(sink, "takes_context", False) is True
 
 
 def sink_name(sink: Any) -> str:

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
+
+if TYPE_CHECKING:
+    from ..store.events_db import Event
+    from .sinks import EventContext
 
 SNAPSHOT_MODES = ("none", "blurred", "full")
 
@@ -92,3 +97,26 @@ class SnapshotWriter:
                 self.deleted += 1
             except OSError:
                 pass
+
+
+class SnapshotSink:
+    """An event sink that fills ``event.snapshot`` from the frame the event was raised on (the engine hands
+    it along, see :class:`~maskwatch.monitor.EventContext`); events without a frame (a lost or restored
+    source) get none. Put it before the store sink: the store keeps the path. A failed write leaves
+    ``event.snapshot`` None (counted in ``writer.skipped``); the event goes on regardless."""
+
+    name = "snapshots"
+    takes_context = True
+
+    def __init__(self, writer: SnapshotWriter):
+        self.writer = writer
+
+    def handle(self, event: "Event", context: "EventContext") -> None:
+        if context.frame is None:
+            return
+        stamp = event.time.strftime("%Y%m%dT%H%M%S%f")
+        event.snapshot = self.writer.save(context.frame.image, None if event.box is None else np.asarray(event.box),
+                                          f"{stamp}_{event.type}_t{event.track_id}")
+
+    def close(self) -> None:
+        pass

@@ -21,8 +21,7 @@ from ..store.events_db import Event
 from ..video.sources import Frame, SourceStatus
 from .entry import EntryLine
 from .quality import face_quality
-from .sinks import CallFrameSink, EventSink, FrameSink, SinkGuard
-from .snapshots import SnapshotWriter
+from .sinks import CallFrameSink, EventContext, EventSink, FrameSink, SinkGuard, takes_context
 from .state import UNMASKED_STATES, StateConfig, TrackState
 from .tracking import FaceTracker, propagate_boxes
 
@@ -36,10 +35,10 @@ class Watcher:
     ``detector.detect(bgr) -> Faces`` and ``classifier.classify(bgr, faces) -> Faces with probs`` (the
     objects a :class:`~maskwatch.pipeline.MaskPipeline` holds). With ``detect_every=N`` the detector and
     classifier run on every Nth processed frame; in between boxes follow optical flow and no votes are cast.
-    The watcher is the engine of a run: it turns a frame into faces and events (snapshots are taken here,
-    so ``event.snapshot`` is set before any sink sees it); :func:`run_watch` hands them on to the event
-    and frame sinks (:mod:`maskwatch.monitor.sinks`). ``sinks``: plain functions called with every event
-    inside :meth:`process` (the older style; tests and batch/ use it). ``zone``: an optional polygon (K, 2) in
+    The watcher is the engine of a run: it turns a frame into faces and events and writes nothing;
+    :func:`run_watch` hands them on to the event and frame sinks (:mod:`maskwatch.monitor.sinks`; the
+    snapshots are one of them, :class:`~maskwatch.monitor.SnapshotSink`). ``sinks``: plain functions called
+    with every event inside :meth:`process` (the older style, without snapshots; some tests use it). ``zone``: an optional polygon (K, 2) in
     frame pixels, e.g. the entrance; faces whose box centre lies outside it are tracked and drawn but do
     not vote, so they raise no events.
 
@@ -58,7 +57,7 @@ class Watcher:
 
     def __init__(self, detector: "FaceDetector", classifier: "FaceClassifier", source: str, camera: str | None = None,
                  detect_every: int = 1, state_config: StateConfig | None = None,
-                 snapshots: SnapshotWriter | None = None, sinks: Iterable[Callable[[Event], None]] = (),
+                 sinks: Iterable[Callable[[Event], None]] = (),
                  lost_track_s: float = 1.5, min_face: float = 20.0, zone: np.ndarray | None = None,
                  entry: Sequence[Sequence[float]] | EntryLine | None = None, refind_s: float = 3.0,
                  refind_distance: float = 1.0, max_step_s: float = 0.5):
@@ -68,7 +67,6 @@ class Watcher:
         self.camera = camera
         self.detect_every = max(1, int(detect_every))
         self.state_config = state_config or StateConfig()
-        self.snapshots = snapshots
         self.sinks = list(sinks)
         self.lost_track_s = lost_track_s
         self.min_face = min_face
@@ -124,7 +122,7 @@ class Watcher:
         self._faces, self._prev_gray = faces, gray
         self.frames += 1
         for ev in events:
-            self._emit(ev, frame.image)
+            self._emit(ev)
         return faces, events
 
     def _observe(self, frame: Frame, tid: int, box: np.ndarray, probs: np.ndarray, weight: float,
@@ -202,14 +200,10 @@ class Watcher:
                    source=self.source, camera=self.camera, extra={k: v for k, v in extra.items() if v})
         if ev.type is EventType.SOURCE_LOST:
             self._prev_gray = None  # the next frame may be from a different scene: detect at once
-        self._emit(ev, None)
+        self._emit(ev)
         return ev
 
-    def _emit(self, ev: Event, image: np.ndarray | None) -> None:
-        if self.snapshots is not None and image is not None:
-            stamp = ev.time.strftime("%Y%m%dT%H%M%S%f")
-            ev.snapshot = self.snapshots.save(image, None if ev.box is None else np.asarray(ev.box),
-                                              f"{stamp}_{ev.type}_t{ev.track_id}")
+    def _emit(self, ev: Event) -> None:
         self.events.append(ev)
         for sink in self.sinks:
             sink(ev)
@@ -245,8 +239,10 @@ def run_watch(source: Iterable[Any], watcher: Watcher, event_sinks: Sequence[Eve
     run cleanly). A live source waiting for a camera that is down is asked to stop too (``request_stop``),
     so a signal is obeyed within 0.5 s.
 
-    A frame only travels downward: each event the watcher raises goes to every ``event_sinks`` entry, then
-    the frame, its faces and its events to every ``frame_sinks`` entry (``on_frame``: a plain function
+    A frame only travels downward: each event the watcher raises goes to every ``event_sinks`` entry (a
+    sink with ``takes_context = True`` is called ``handle(event, EventContext(frame, faces))``: the frame
+    the event was raised on, None for a lost or restored source), then the frame, its faces and its
+    events to every ``frame_sinks`` entry (``on_frame``: a plain function
     taken as the last frame sink). At the end, however the run ends, the source is closed, then the frame
     sinks in the order given, then the event sinks in reverse order (the first, usually the store, last:
     the alert dispatcher still writes to it while it closes). A sink that raises is reported once, in one
@@ -259,10 +255,16 @@ def run_watch(source: Iterable[Any], watcher: Watcher, event_sinks: Sequence[Eve
     stats = RunStats()
     started = time.perf_counter()
 
-    def emit(events: list[Event]) -> None:
+    contextual = [takes_context(sink) for sink in event_sinks]
+    no_frame = EventContext()
+
+    def emit(events: list[Event], context: EventContext) -> None:
         for ev in events:
-            for sink in event_sinks:
-                guard.call(sink, "handle", sink.handle, ev)
+            for sink, with_context in zip(event_sinks, contextual):
+                if with_context:
+                    guard.call(sink, "handle", sink.handle, ev, context)
+                else:
+                    guard.call(sink, "handle", sink.handle, ev)
 
     try:
         with _StopSignals(getattr(source, "request_stop", None)) as stop:
@@ -270,13 +272,14 @@ def run_watch(source: Iterable[Any], watcher: Watcher, event_sinks: Sequence[Eve
                 if stop.requested:
                     raise KeyboardInterrupt
                 if isinstance(item, SourceStatus):
-                    emit([watcher.source_status(item)])
+                    emit([watcher.source_status(item)], no_frame)
                     stats.events += 1
                     continue
                 faces, events = watcher.process(item)
                 stats.frames += 1
                 stats.events += len(events)
-                emit(events)
+                if events:
+                    emit(events, EventContext(item, faces))
                 for fsink in frame_sinks:
                     guard.call(fsink, "handle", fsink.handle, item, faces, events)
                 if max_frames is not None and stats.frames >= max_frames:

@@ -43,6 +43,7 @@ def create_app(
     stats_cameras: int = 20,
     service: Any = None,
     detect_service: Any = None,
+    spool: Any = None,
 ) -> FastAPI:
     """Build the application. The detection service (``detect_service``; else a
     :class:`~maskwatch.service.detect.DetectService` of ``DetectConfig(detector, min_score, threads,
@@ -59,7 +60,8 @@ def create_app(
     ``detect_timeout_s``: one photo not answered within this is 503 "detection timed out" (its
     slot stays taken until the work really ends, so a pathological image cannot pile up threads).
     ``stats_cameras``: /v1/stats lists the cameras with the most events, at most this many; the rest
-    are summed in ``by_camera_other`` (``cameras`` says how many there are).
+    are summed in ``by_camera_other`` (``cameras`` says how many there are). ``spool``: the store's
+    :class:`~maskwatch.store.SpoolConfig` (None: the default spool); what it holds is written at start.
     """
     from ..alerts.records import AlertStore
     from ..registry import sha256_of
@@ -70,7 +72,7 @@ def create_app(
     if detect_service is None:
         detect_service = DetectService(DetectConfig.of(detector=detector, min_score=min_score, threads=threads,
                                                        max_pixels=max_pixels, annotate=False), pipeline)
-    store = EventStore(None if db is None else os.fspath(db))
+    store = EventStore(None if db is None else os.fspath(db), **({} if spool is None else {"spool": spool}))
     classifier_path = detect_service.classifier_path()
     state = ServerState(
         store=store,

@@ -40,6 +40,12 @@ class CameraConfig(_Strict):
     loop: bool = Field(False, description="Files: start again at the end (demos, benchmarks).")
     realtime: bool = Field(False, description="Files: read at the file's frame rate, as a camera would send.")
     open_timeout_s: float = Field(10.0, gt=0)
+    refind_s: float = Field(3.0, ge=0, description="A person lost and found again at the same place within this "
+                            "many seconds keeps their id and state (no second event); watch --refind.")
+    lost_after_s: float = Field(2.0, gt=0, description="Streams and webcams: no frame for this long raises one "
+                                "source_lost.")
+    restore_after_s: float = Field(2.0, gt=0, description="Streams and webcams: after a loss, frames flowing this "
+                                   "long (no pause over lost_after_s / 2) raise one source_restored.")
 
     @field_validator("name")
     @classmethod
@@ -103,6 +109,20 @@ class SnapshotsConfig(_Strict):
     days: float = Field(30.0, ge=0, description="Delete snapshots older than this (0: never).")
 
 
+class SpoolSettings(_Strict):
+    path: str | None = Field(None, description="Where events go while the database cannot take them: a .jsonl "
+                             "file or a folder (default: $MASKWATCH_SPOOL or spool/ in the user data folder).")
+    max_mb: float = Field(64.0, ge=0.01, description="Spool at most this many MiB.")
+    max_events: int = Field(100_000, ge=1, description="Spool at most this many events.")
+
+    def spool_config(self) -> Any:
+        """The store's :class:`~maskwatch.store.SpoolConfig`."""
+        from ..store import SpoolConfig
+
+        return SpoolConfig(path=None if self.path is None else Path(self.path),
+                           max_bytes=max(int(self.max_mb * 2**20), 1024), max_events=self.max_events)
+
+
 class ServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
@@ -134,6 +154,7 @@ class ServiceConfig(_Strict):
     store: str | None = Field(None, description="SQLAlchemy URL or SQLite file (default: as for watch: $MASKWATCH_DB "
                                                 "or events.db in the user data folder).")
     snapshots: SnapshotsConfig = SnapshotsConfig()
+    spool: SpoolSettings = SpoolSettings()
     server: ServerConfig = ServerConfig()
     supervisor: SupervisorConfig = SupervisorConfig()
     alerts: AlertsConfig | None = Field(None, description="Alert rules and channels (docs/alerts.md); one "
@@ -288,6 +309,8 @@ def resolve_paths(config: ServiceConfig, base: Path) -> ServiceConfig:
         config.store = f"sqlite:///{_abs(config.store.removeprefix('sqlite:///'), base)}"
     if config.snapshots.dir:
         config.snapshots.dir = _abs(config.snapshots.dir, base)
+    if config.spool.path:
+        config.spool.path = _abs(config.spool.path, base)
     for key in ("classifier", "detector_model"):
         value = getattr(config.models, key)
         if value:
@@ -310,6 +333,9 @@ cameras:                          # one worker process per camera
     detect_every: 3               # detector on every 3rd frame, optical flow in between
     entry: [[0, 300], [640, 300]] # directional line: crossing it this way round (left side to right side) = in
     zone: [[0, 120], [640, 120], [640, 480], [0, 480]]   # only faces inside raise mask events
+    refind_s: 3                   # a person lost and found again at the same place within 3 s keeps their id
+    lost_after_s: 2               # streams and webcams: no frame for 2 s raises one source_lost ...
+    restore_after_s: 2            # ... and 2 s of steady frames after it one source_restored
   - name: hall
     source: "0"                   # the first webcam
     enabled: false                # start it later: POST /v1/cameras/hall/enable
@@ -329,6 +355,12 @@ snapshots:
   mode: blurred                   # none | blurred (all but the face concerned) | full
   keep: 1000                      # at most this many files (0: no limit)
   days: 30                        # delete older ones (0: never)
+
+spool:                            # where events wait while the store cannot take them (every camera shares it)
+  path: null                      # a .jsonl file or a folder, e.g. /mnt/other-disk/spool (null: $MASKWATCH_SPOOL
+                                  # or spool/ in the user data folder); best on another disk than the store
+  max_mb: 64                      # at most this many MiB ...
+  max_events: 100000              # ... and this many events
 
 server:
   host: 127.0.0.1                 # 0.0.0.0: every interface (then set an api_key)

@@ -11,53 +11,12 @@ import os
 import signal
 import threading
 import time
-from typing import Any, Iterator
+from typing import Any
 
 #: a live view frame at most this often per camera
 LIVE_INTERVAL_S = 0.1
 #: after SIGTERM, the frame in hand gets this long to finish
 STOP_GRACE_S = 5.0
-
-
-class _Paced:
-    """A file source read at its own frame rate, from the start again at the end when ``loop``."""
-
-    def __init__(self, open_file: Any, realtime: bool, loop: bool):
-        self.open_file, self.realtime, self.loop = open_file, realtime, loop
-        self.current = open_file()
-        self.stopped = threading.Event()
-        self.live, self.name, self.fps = False, self.current.name, self.current.fps
-        self.frame_count, self.dropped, self.reconnects = self.current.frame_count, 0, 0
-
-    def __iter__(self) -> Iterator[Any]:
-        offset = 0.0
-        while True:
-            started = time.monotonic()
-            last_time = 0.0
-            for item in self.current:
-                if self.stopped.is_set():
-                    return
-                vt = getattr(item, "video_time", None)
-                if vt is not None:
-                    last_time = vt
-                    if self.realtime:
-                        wait = started + vt - time.monotonic()
-                        if wait > 0 and self.stopped.wait(wait):
-                            return
-                    item.video_time = vt + offset
-                yield item
-            if not self.loop or self.stopped.is_set():
-                return
-            offset += last_time + 1.0 / (self.fps or 25.0)
-            self.current.close()
-            self.current = self.open_file()
-
-    def stop(self) -> None:
-        """End the iteration after the frame in hand (thread-safe)."""
-        self.stopped.set()
-
-    def close(self) -> None:
-        self.current.close()
 
 
 class _Health:
@@ -127,28 +86,18 @@ def camera_main(camera: dict, service: dict, queue: Any, live_until: Any) -> Non
     time.time() until which someone watches the live view (frames are encoded only then)."""
     import cv2
 
-    from ..detectors import Preferred
-    from ..monitor import LiveViewSink, SnapshotWriter, StateConfig, StoreSink, TagSink, Watcher, run_watch
-    from ..pipeline import build_pipeline
-    from ..store import EventStore
-    from ..video import open_source
+    from ..monitor import LiveViewSink
     from .config import CameraConfig, ServiceConfig
+    from .watch import build_watch, camera_watch_config
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the supervisor decides
     cam = CameraConfig.model_validate(camera)
     cfg = ServiceConfig.model_validate(service)
     name, pid = cam.name, os.getpid()
     cv2.setNumThreads(1)
-    models = cfg.models
-    pipeline = build_pipeline(models.detector, min_score=models.min_score, min_face=models.min_face,
-                              threads=models.threads, classifier_model=models.classifier,
-                              detector_model=models.detector_model,
-                              input_size=Preferred(640) if models.input_size is None else models.input_size,
-                              precision=models.precision_option())
-    store = EventStore(cfg.store)
-    snap = cfg.snapshots
-    snapper = None if snap.mode == "none" else SnapshotWriter(snap.dir, snap.mode, max_files=snap.keep or None,
-                                                              max_age_days=snap.days or None)
+    # track ids start again in a restarted worker: the venue's dispatcher tells people apart by worker too
+    run = build_watch(camera_watch_config(cam, cfg, worker_pid=pid), check_outputs=False, stoppable=True)
+    video = run.source
     health = _Health(video_reconnects=lambda: int(getattr(video, "reconnects", 0)))
     done = threading.Event()
 
@@ -156,23 +105,9 @@ def camera_main(camera: dict, service: dict, queue: Any, live_until: Any) -> Non
         while not done.wait(cfg.supervisor.health_every_s):
             queue.put(("health", name, pid, health.snapshot()))
 
-    zone = None
-    if cam.zone:
-        import numpy as np
-
-        zone = np.asarray(cam.zone, np.float32)
-    if cam.is_file:
-        video = _Paced(lambda: open_source(cam.source, stride=cam.stride), cam.realtime, cam.loop)
-    else:
-        video = open_source(cam.source, open_timeout_s=cam.open_timeout_s)
-    watcher = Watcher(pipeline.detector, pipeline.classifier, source=video.name, camera=name,
-                      detect_every=cam.detect_every,
-                      state_config=StateConfig(window=cfg.state.window, enter=cfg.state.enter, hold=cfg.state.hold),
-                      snapshots=snapper, min_face=max(models.min_face, 1.0), zone=zone, entry=cam.entry)
-    # track ids start again in a restarted worker: the venue's dispatcher tells people apart by worker too
-    event_sinks = [TagSink(worker_pid=pid), StoreSink(store), _QueueEvents(health, queue, name, pid)]
-    frame_sinks = [health, LiveViewSink(lambda jpeg: queue.put(("frame", name, pid, jpeg)),
-                                        wanted=lambda: time.time() < live_until.value, interval_s=LIVE_INTERVAL_S)]
+    run.event_sinks.append(_QueueEvents(health, queue, name, pid))
+    run.frame_sinks += [health, LiveViewSink(lambda jpeg: queue.put(("frame", name, pid, jpeg)),
+                                             wanted=lambda: time.time() < live_until.value, interval_s=LIVE_INTERVAL_S)]
 
     beat = threading.Thread(target=send_health, name="maskwatch-health", daemon=True)
     beat.start()
@@ -185,7 +120,7 @@ def camera_main(camera: dict, service: dict, queue: Any, live_until: Any) -> Non
 
     def frames() -> None:
         try:
-            result["stats"] = run_watch(video, watcher, event_sinks=event_sinks, frame_sinks=frame_sinks)
+            result["stats"] = run.run()
         except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread: the process exits non-zero
             result["error"] = exc
 
@@ -194,7 +129,7 @@ def camera_main(camera: dict, service: dict, queue: Any, live_until: Any) -> Non
     try:
         while loop.is_alive():
             if stopping.wait(0.2):
-                video.stop()
+                run.stop()
                 loop.join(STOP_GRACE_S)
                 break
     finally:

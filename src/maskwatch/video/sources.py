@@ -349,12 +349,15 @@ class LiveSource:
                 _STRAY_OPENS.append(worker)
 
 
-def open_source(spec: str, stride: int = 1, open_timeout_s: float = 10.0, fps: float = 25.0):
-    """A source for SOURCE as the CLI takes it: a camera index ("0"), a stream URL, a folder or a video file."""
+def open_source(spec: str, stride: int = 1, open_timeout_s: float = 10.0, fps: float = 25.0,
+                lost_after_s: float = 2.0, restore_after_s: float = 2.0):
+    """A source for SOURCE as the CLI takes it: a camera index ("0"), a stream URL, a folder or a video file.
+    ``lost_after_s`` / ``restore_after_s``: the outage debounce of live sources (:class:`OutageMonitor`)."""
+    outage = {"lost_after_s": lost_after_s, "restore_after_s": restore_after_s}
     if spec.isdigit():
-        return LiveSource(int(spec), open_timeout_s=open_timeout_s, name=f"camera:{spec}")
+        return LiveSource(int(spec), open_timeout_s=open_timeout_s, name=f"camera:{spec}", **outage)
     if spec.lower().startswith(STREAM_PREFIXES):
-        return LiveSource(spec, open_timeout_s=open_timeout_s)
+        return LiveSource(spec, open_timeout_s=open_timeout_s, **outage)
     path = Path(spec)
     if path.is_dir():
         return FolderSource(path, fps=fps, stride=stride)
