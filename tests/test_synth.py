@@ -224,6 +224,22 @@ def test_voc_scene_relabels_only_masked_boxes(tmp_path):
     np.testing.assert_allclose(scene.boxes, [[80, 135, 160, 250], [300, 100, 380, 200]])
 
 
+def test_voc_scenes_that_cannot_be_used_are_counted(tmp_path):
+    src = tmp_path / "voc"
+    (src / "images").mkdir(parents=True)
+    (src / "images" / "empty.jpg").write_bytes(b"")
+    xml = "<annotation><filename>{}</filename><object><name>without_mask</name></object></annotation>"
+    (src / "annotations").mkdir()
+    (src / "annotations" / "broken.xml").write_text("<annotation><object>")
+    (src / "annotations" / "ghost.xml").write_text(xml.format("ghost.jpg"))
+    (src / "annotations" / "empty.xml").write_text(xml.format("empty.jpg"))
+    report = synthesize_folder(src, tmp_path / "out", MaskSynthesizer(min_face=20), seed=0)
+    assert report.sources == 3 and report.faces_used == 0 and report.skipped == {"corrupt file": 3}
+    examples = report.examples["corrupt file"]
+    assert "broken.xml: malformed XML" in examples[0] and "empty.jpg" in examples[1]
+    assert examples[2].endswith("ghost.xml: no image for this annotation")
+
+
 def test_synth_config_parses_and_checks_options(tmp_path):
     from maskwatch.cli import synth as synth_cli
     from maskwatch.errors import MaskWatchError

@@ -191,22 +191,16 @@ def _voc_items(src, out, synth, seed, limit, report, sheet, on_total) -> Iterato
     by_stem = folder.images_by_stem()
     for xml_path in xml_files:
         report.sources += 1
-        try:
+        image_path = None
+        try:  # malformed XML, no image for it, an unreadable image
             annotation = read_voc_file(xml_path)
-        except DatasetError as exc:
-            report.skip("corrupt file", str(exc))
-            yield [], xml_path
-            continue
-        image_path = image_for(annotation, xml_path, by_stem)
-        if image_path is None:
-            report.skip("corrupt file", f"{xml_path}: no image for this annotation")
-            yield [], xml_path
-            continue
-        try:
+            image_path = image_for(annotation, xml_path, by_stem)
+            if image_path is None:
+                raise InputError(xml_path, "no image for this annotation")
             image = read_image(image_path)
-        except InputError as exc:
+        except (DatasetError, InputError) as exc:
             report.skip("corrupt file", str(exc))
-            yield [], image_path
+            yield [], image_path or xml_path
             continue
         targets = []  # (index of the object, fit)
         for index, obj in enumerate(annotation.objects):
