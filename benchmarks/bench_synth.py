@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from maskwatch.cli.synth import default_template_dir
+from maskwatch.service.synth import default_template_dir
 from maskwatch.detectors.centerface import CenterFaceDetector
 from maskwatch.synth import MaskSynthesizer, face_pose, synthesize_folder
 

@@ -216,6 +216,48 @@ def test_voc_scene_relabels_only_masked_boxes(tmp_path):
     assert [o.findtext("name") for o in tree.findall("object")] == ["mask_weared_incorrect", "with_mask"]
     assert tree.findtext("filename") == "scene__synth0.jpg"
     assert (tmp_path / "out" / "images" / "scene__synth0.jpg").is_file()
+    # the output is a VOC folder: boxes as they were, the masked one relabelled, the image's size
+    from maskwatch.data import read_voc
+
+    (scene,) = read_voc(tmp_path / "out").images
+    assert scene.labels == ["incorrect", "mask"] and (scene.width, scene.height) == (480, 400)
+    np.testing.assert_allclose(scene.boxes, [[80, 135, 160, 250], [300, 100, 380, 200]])
+
+
+def test_voc_scenes_that_cannot_be_used_are_counted(tmp_path):
+    src = tmp_path / "voc"
+    (src / "images").mkdir(parents=True)
+    (src / "images" / "empty.jpg").write_bytes(b"")
+    xml = "<annotation><filename>{}</filename><object><name>without_mask</name></object></annotation>"
+    (src / "annotations").mkdir()
+    (src / "annotations" / "broken.xml").write_text("<annotation><object>")
+    (src / "annotations" / "ghost.xml").write_text(xml.format("ghost.jpg"))
+    (src / "annotations" / "empty.xml").write_text(xml.format("empty.jpg"))
+    report = synthesize_folder(src, tmp_path / "out", MaskSynthesizer(min_face=20), seed=0)
+    assert report.sources == 3 and report.faces_used == 0 and report.skipped == {"corrupt file": 3}
+    examples = report.examples["corrupt file"]
+    assert "broken.xml: malformed XML" in examples[0] and "empty.jpg" in examples[1]
+    assert examples[2].endswith("ghost.xml: no image for this annotation")
+
+
+def test_synth_config_parses_and_checks_options(tmp_path):
+    from maskwatch.cli import synth as synth_cli
+    from maskwatch.errors import MaskWatchError
+    from maskwatch.service.synth import DEFAULT_MODES, DEFAULT_STYLES, SynthConfig
+
+    # the CLI shows the service's defaults
+    assert (synth_cli.DEFAULT_MODES, synth_cli.DEFAULT_STYLES) == (DEFAULT_MODES, DEFAULT_STYLES)
+    config = SynthConfig.from_options(src=tmp_path, out=tmp_path / "out", modes="correct=2, chin",
+                                      styles={"surgical": 1, "n95": 0.5})
+    assert config.modes == {"correct": 2.0, "chin": 1.0} and config.styles == {"surgical": 1.0, "n95": 0.5}
+    assert SynthConfig(src=tmp_path, out=tmp_path).modes == dict.fromkeys(["correct", "nose", "chin", "loose"], 1.0)
+    assert config.template_dir() is None  # no templates style: no template folder needed
+    for options, message in [({"modes": "beard"}, "unknown wear mode 'beard'"),
+                             ({"styles": "surgical=-1"}, "style weight for 'surgical' is negative"),
+                             ({"per_face": 9}, "synth option per-face: Input should be less than or equal to 4"),
+                             ({"colour": "red"}, "synth option colour: Extra inputs are not permitted")]:
+        with pytest.raises(MaskWatchError, match=message):
+            SynthConfig.from_options(src=tmp_path, out=tmp_path, **options)
 
 
 def test_cli_writes_folders_manifest_and_preview(tmp_path, monkeypatch):

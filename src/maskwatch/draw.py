@@ -5,11 +5,13 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .faces import LABELS, Faces
+from .faces import LABELS, Faces, Label
 
 #: BGR colours per state; grey for faces not classified yet.
-COLOURS = {"mask": (80, 175, 76), "no_mask": (54, 67, 244), "incorrect": (0, 165, 255), None: (200, 200, 200)}
-TEXT = {"mask": "mask", "no_mask": "no mask", "incorrect": "incorrect"}
+COLOURS: dict[Label | None, tuple[int, int, int]] = {
+    Label.MASK: (80, 175, 76), Label.NO_MASK: (54, 67, 244), Label.INCORRECT: (0, 165, 255), None: (200, 200, 200),
+}
+TEXT = {Label.MASK: "mask", Label.NO_MASK: "no mask", Label.INCORRECT: "incorrect"}
 
 
 def annotate(image: np.ndarray, faces: Faces, copy: bool = True) -> np.ndarray:

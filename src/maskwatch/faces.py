@@ -9,13 +9,23 @@ Arrays are column-aligned: row ``i`` of every array describes face ``i``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from typing import Any, Iterator
 
 import numpy as np
 
+class Label(StrEnum):
+    """The three mask states. Members are strings (``Label.NO_MASK == "no_mask"``, ``str()``, f-strings
+    and JSON give ``"no_mask"``), so records, stored rows and the API keep the plain names."""
+
+    MASK = "mask"
+    NO_MASK = "no_mask"
+    INCORRECT = "incorrect"
+
+
 #: The three mask states, in the order of the classifier's output columns.
-LABELS: tuple[str, ...] = ("mask", "no_mask", "incorrect")
-LABEL_INDEX = {name: i for i, name in enumerate(LABELS)}
+LABELS: tuple[Label, ...] = tuple(Label)
+LABEL_INDEX: dict[str, int] = {name: i for i, name in enumerate(LABELS)}
 
 
 def _as_array(value: Any, shape_tail: tuple[int, ...], dtype: Any) -> np.ndarray:
@@ -126,7 +136,7 @@ class Faces:
         return None if self.probs is None else self.probs.argmax(axis=1)
 
     @property
-    def labels(self) -> list[str] | None:
+    def labels(self) -> list[Label] | None:
         ids = self.label_ids
         return None if ids is None else [LABELS[i] for i in ids]
 
@@ -144,7 +154,7 @@ class Faces:
 
     def counts(self) -> dict[str, int]:
         """Number of faces per label (all zero before classification)."""
-        out = {name: 0 for name in LABELS}
+        out: dict[str, int] = {name: 0 for name in LABELS}
         for name in self.labels or []:
             out[name] += 1
         return out

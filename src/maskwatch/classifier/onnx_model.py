@@ -29,7 +29,7 @@ class MaskClassifier:
         self.context = float(meta.get("crop_context", CROP_CONTEXT))
         labels = json.loads(meta.get("labels", json.dumps(list(LABELS))))
         if list(labels) != list(LABELS):
-            raise ModelError(f"classifier {path} has labels {labels}, expected {list(LABELS)}")
+            raise ModelError(f"classifier {path} has labels {labels}, expected {[str(name) for name in LABELS]}")
         self.input_name = self.session.get_inputs()[0].name
 
     def predict_crops(self, crops_bgr: np.ndarray) -> np.ndarray:

@@ -5,11 +5,28 @@ from __future__ import annotations
 import importlib
 
 import typer
+from typer.models import DefaultPlaceholder
 
 from . import _common
 
+
+class _Commands(typer.core.TyperGroup):
+    """The root command: each command's first sentence in full, wrapped (click cuts it to one line)."""
+
+    def format_commands(self, ctx, formatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            cmd = self.get_command(ctx, name)
+            if cmd is not None and not cmd.hidden:
+                rows.append((name, cmd.get_short_help_str(limit=10_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
 app = typer.Typer(
     name="maskwatch",
+    cls=_Commands,
     help="Check whether people wear face masks in photos, video files and live cameras.",
     no_args_is_help=True,
     add_completion=False,
@@ -51,6 +68,10 @@ for _name in COMMAND_MODULES:
     _module.register(app)
 _common.guard_commands(app)  # one error handler and exit-status scheme for every command
 _common.full_summaries(app)
+
+for _group in app.registered_groups:  # eval, config: their commands listed in full too
+    if isinstance(_group.cls, DefaultPlaceholder) and isinstance(_group.typer_instance.info.cls, DefaultPlaceholder):
+        _group.cls = _Commands
 
 
 def main() -> None:

@@ -61,7 +61,8 @@ def events(
         for name in ("id", "time", "type", "track", "source", "video_time", "before", "after", "conf"):
             table.add_column(name)
         for r in rows:
-            table.add_row(str(r["id"]), r["time"][:19], r["type"], str(r["track_id"] or ""), r["source"],
+            track = "" if r["track_id"] is None else str(r["track_id"])  # track 0 is a track
+            table.add_row(str(r["id"]), r["time"][:19], r["type"], track, r["source"],
                           "" if r["video_time"] is None else f"{r['video_time']:.2f}", r["state_before"] or "",
                           r["state_after"] or "", "" if r["confidence"] is None else f"{r['confidence']:.2f}")
         Console(width=160).print(table)

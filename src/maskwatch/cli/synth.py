@@ -8,21 +8,19 @@ from typing import Optional
 import typer
 
 from ..errors import MaskWatchError
-from ._common import fail
+from ._common import fail, writable_dir
 
-
-def default_template_dir() -> Path:
-    """``$MASKWATCH_SHARED/masks/masktheface``; a MaskWatchError when it is unset or missing."""
-    from ..settings import get_settings
-
-    return get_settings().shared_path("masks", "masktheface", what="mask templates (--templates)")
+# the service's defaults (SynthConfig; a test keeps them equal), written here so that loading the CLI
+# does not load the service layer and OpenCV
+DEFAULT_MODES = "correct,nose,chin,loose"
+DEFAULT_STYLES = "templates,surgical,cloth,n95,kn95"
 
 
 def synth(
     src: Path = typer.Argument(..., help="Folder of unmasked face images, or a VOC folder (each without_mask box is used)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (mask/ + incorrect/, or images/ + annotations/)."),
-    modes: str = typer.Option("correct,nose,chin,loose", help="Wear modes, optionally weighted: correct=2,nose,chin,loose."),
-    styles: str = typer.Option("templates,surgical,cloth,n95,kn95", help="Mask styles, optionally weighted: surgical=2,n95."),
+    modes: str = typer.Option(DEFAULT_MODES, help="Wear modes, optionally weighted: correct=2,nose,chin,loose."),
+    styles: str = typer.Option(DEFAULT_STYLES, help="Mask styles, optionally weighted: surgical=2,n95."),
     templates: Optional[Path] = typer.Option(None, help="MaskTheFace-style template folder (masks.cfg + PNGs). "
                                              "Default: $MASKWATCH_SHARED/masks/masktheface."),
     per_face: float = typer.Option(1.0, min=0.01, max=4.0, help="Results per face; fractional: 1.5 = one, and a second for half of them."),
@@ -36,35 +34,21 @@ def synth(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    err = Console(stderr=True)
-    from ._common import writable_dir
+    from ..service.synth import SynthConfig, run_synth
 
     writable_dir(out, "the synthesised images")  # before the detector loads
     if preview is not None:
         writable_dir(preview.parent, "the preview")
     try:
-        from ..detectors.centerface import CenterFaceDetector
-        from ..synth import STYLES, WEAR_MODES, MaskSynthesizer, parse_weights, synthesize_folder
-
-        try:
-            mode_weights = parse_weights(modes, tuple(WEAR_MODES), "wear mode")
-            style_weights = parse_weights(styles, STYLES, "style")
-        except ValueError as exc:
-            raise MaskWatchError(str(exc)) from None
-        if templates is None and style_weights.get("templates", 0) > 0:
-            templates = default_template_dir()
-        synth_ = MaskSynthesizer.with_templates(
-            templates, modes=mode_weights, styles=style_weights, per_face=per_face,
-            min_face=min_face, detector=CenterFaceDetector(input_size=320, threads=threads),
-        )
+        config = SynthConfig.from_options(src=src, out=out, modes=modes, styles=styles, templates=templates,
+                                          per_face=per_face, seed=seed, min_face=min_face, limit=limit,
+                                          preview=preview, threads=threads)
         with Progress(TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                      console=err, transient=True) as bar:
+                      console=Console(stderr=True), transient=True) as bar:
             task = bar.add_task("synth", total=None)
-            report = synthesize_folder(
-                src, out, synth_, seed=seed, limit=limit, preview=preview,
-                progress=lambda n: bar.advance(task, n), on_total=lambda n: bar.update(task, total=n),
-            )
-    except (ValueError, MaskWatchError) as exc:  # bad input, options or templates: exit 2, as every command
+            report = run_synth(config, progress=lambda n: bar.advance(task, n),
+                               on_total=lambda n: bar.update(task, total=n))
+    except MaskWatchError as exc:  # bad input, options or templates: exit 2, as every command
         raise fail(str(exc)) from None
     _print_summary(report, out, preview)
 

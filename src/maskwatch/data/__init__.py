@@ -9,7 +9,7 @@ from .coco import read_coco
 from .dataset import AnnotatedImage, Dataset, DatasetReport
 from .folders import ClassFolders, read_class_folders
 from .labels import map_label, parse_label_map
-from .voc import read_voc
+from .voc import VocAnnotation, VocFolder, VocObject, read_voc, read_voc_file, write_voc
 from .yolo import read_yolo
 
 FORMATS = ("voc", "yolo", "coco")
@@ -32,9 +32,8 @@ def detect_format(path: Path) -> str:
         (path / "images").is_dir() and (path / "labels").is_dir() and any((path / "labels").rglob("*.txt"))
     ):
         return "yolo"
-    for sub in ("annotations", "Annotations", "labels", "."):
-        if (path / sub).is_dir() and any((path / sub).glob("*.xml")):
-            return "voc"
+    if VocFolder.find(path) is not None:
+        return "voc"
     jsons = _coco_files(path)
     if len(jsons) == 1:
         return "coco"
@@ -68,5 +67,6 @@ def load_dataset(path: str | Path, format: str = "auto", label_map: dict[str, st
 
 __all__ = [
     "AnnotatedImage", "ClassFolders", "Dataset", "DatasetReport", "FORMATS", "detect_format", "load_dataset",
-    "map_label", "parse_label_map", "read_class_folders", "read_coco", "read_voc", "read_yolo",
+    "map_label", "parse_label_map", "read_class_folders", "read_coco", "read_voc", "read_voc_file", "read_yolo",
+    "VocAnnotation", "VocFolder", "VocObject", "write_voc",
 ]

@@ -6,17 +6,18 @@ understood everywhere or reported as unknown everywhere.
 
 from __future__ import annotations
 
+import os
 import re
 
-from ..faces import LABELS
+from ..faces import LABELS, Label
 
-ALIASES: dict[str, str] = {}
+ALIASES: dict[str, Label] = {}
 for _label, _names in {
-    "mask": ["mask", "with_mask", "withmask", "masked", "masked_face", "face_mask", "face_with_mask",
+    Label.MASK: ["mask", "with_mask", "withmask", "masked", "masked_face", "face_mask", "face_with_mask",
              "mask_on", "good", "correct", "mask_correct", "correctly_masked"],
-    "no_mask": ["no_mask", "nomask", "without_mask", "withoutmask", "unmasked", "no_mask_face",
+    Label.NO_MASK: ["no_mask", "nomask", "without_mask", "withoutmask", "unmasked", "no_mask_face",
                 "face_no_mask", "face_without_mask", "bad", "none"],
-    "incorrect": ["incorrect", "mask_weared_incorrect", "mask_worn_incorrectly", "mask_worn_incorrect",
+    Label.INCORRECT: ["incorrect", "mask_weared_incorrect", "mask_worn_incorrectly", "mask_worn_incorrect",
                   "incorrect_mask", "incorrectly_masked", "improper", "mask_incorrect", "partial_mask",
                   "mask_chin", "mask_nose_uncovered", "mask_mouth_chin", "uncovered_nose"],
 }.items():
@@ -28,7 +29,7 @@ def normalise(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.strip().lower()).strip("_")
 
 
-def map_label(name: str, extra: dict[str, str] | None = None) -> str | None:
+def map_label(name: str, extra: dict[str, str] | None = None) -> Label | None:
     """MaskWatch label for a dataset's class name, or None when it is unknown.
 
     ``extra`` maps further names (user-supplied ``--label-map``) and wins over the built-ins.
@@ -38,13 +39,13 @@ def map_label(name: str, extra: dict[str, str] | None = None) -> str | None:
         extra_norm = {normalise(k): v for k, v in extra.items()}
         if key in extra_norm:
             value = extra_norm[key]
-            return value if value in LABELS else None
+            return Label(value) if value in LABELS else None
     return ALIASES.get(key)
 
 
-def parse_label_map(text: str | None) -> dict[str, str]:
+def parse_label_map(text: str | None) -> dict[str, Label]:
     """Parse ``"face=no_mask,masked=mask"`` into a dict, checking the targets."""
-    out: dict[str, str] = {}
+    out: dict[str, Label] = {}
     if not text:
         return out
     for part in text.split(","):
@@ -55,7 +56,7 @@ def parse_label_map(text: str | None) -> dict[str, str]:
         src, dst = (p.strip() for p in part.split("=", 1))
         if dst not in LABELS:
             raise ValueError(f"label map entry '{part}': '{dst}' is not one of {', '.join(LABELS)}")
-        out[src] = dst
+        out[src] = Label(dst)
     return out
 
 
@@ -63,7 +64,7 @@ def parse_label_map(text: str | None) -> dict[str, str]:
 DROP = "drop"
 
 
-def read_relabels(path) -> dict[str, str]:
+def read_relabels(path: str | os.PathLike[str]) -> dict[str, str]:
     """Read a label-correction file: ``PATH,LABEL`` per line, ``#`` comments.
 
     ``PATH`` is matched against the end of a face's image path (``IMAGE#BOX`` for a VOC face);

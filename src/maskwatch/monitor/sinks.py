@@ -167,8 +167,7 @@ class ConsoleSink:
         self.echo = echo
 
     def handle(self, ev: Event) -> None:
-        self.echo(f"{ev.type}: track {ev.track_id} {ev.state_before}->{ev.state_after} "
-                  f"frame {ev.frame} video_time {ev.video_time}")
+        self.echo(ev.line())
 
     def close(self) -> None:
         pass
@@ -235,14 +234,15 @@ class LiveViewSink:
         now = time.time()
         if now - self.last < self.interval_s or not self.wanted():
             return
-        import cv2
-
         from ..draw import annotate
+        from ..images import encode_jpeg
 
-        ok, jpeg = cv2.imencode(".jpg", annotate(frame.image, faces), [cv2.IMWRITE_JPEG_QUALITY, self.quality])
-        if ok:
-            self.publish(jpeg.tobytes())
-            self.last = now
+        try:
+            jpeg = encode_jpeg(annotate(frame.image, faces), self.quality)
+        except ValueError:  # a frame OpenCV cannot encode: no live picture this time
+            return
+        self.publish(jpeg)
+        self.last = now
 
     def close(self) -> None:
         pass

@@ -12,6 +12,8 @@ import numpy as np
 if TYPE_CHECKING:
     from ..store.events_db import Event
     from .sinks import EventContext
+from ..errors import InputError
+from ..images import write_jpeg
 
 SNAPSHOT_MODES = ("none", "blurred", "full")
 
@@ -62,13 +64,8 @@ class SnapshotWriter:
             picture = blur_except(image, np.zeros(4))
         path = self.directory / f"{name}.jpg"
         try:
-            ok, data = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
-            if not ok:
-                raise OSError("JPEG encoding failed")
-            self.directory.mkdir(parents=True, exist_ok=True)
-            with open(path, "wb") as fh:
-                fh.write(data.tobytes())
-        except OSError:
+            write_jpeg(path, picture, self.quality)
+        except InputError:  # not encodable, or not written (full disk, no permission)
             self.skipped += 1
             try:
                 path.unlink(missing_ok=True)

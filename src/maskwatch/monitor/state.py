@@ -7,26 +7,26 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..faces import LABELS
+from ..faces import LABELS, Label
 from ..event_types import EventType
 
 #: (state before, state after) -> event type; None before means a new track's first confident state
 TRANSITION_EVENTS: dict[tuple[str | None, str], EventType] = {
-    (None, "no_mask"): EventType.ENTERED_UNMASKED,
-    (None, "incorrect"): EventType.ENTERED_UNMASKED,
-    ("mask", "no_mask"): EventType.MASK_REMOVED,
-    ("incorrect", "no_mask"): EventType.MASK_REMOVED,
-    ("mask", "incorrect"): EventType.MASK_INCORRECT,
-    ("no_mask", "incorrect"): EventType.MASK_INCORRECT,
-    ("no_mask", "mask"): EventType.MASK_RESTORED,
-    ("incorrect", "mask"): EventType.MASK_RESTORED,
+    (None, Label.NO_MASK): EventType.ENTERED_UNMASKED,
+    (None, Label.INCORRECT): EventType.ENTERED_UNMASKED,
+    (Label.MASK, Label.NO_MASK): EventType.MASK_REMOVED,
+    (Label.INCORRECT, Label.NO_MASK): EventType.MASK_REMOVED,
+    (Label.MASK, Label.INCORRECT): EventType.MASK_INCORRECT,
+    (Label.NO_MASK, Label.INCORRECT): EventType.MASK_INCORRECT,
+    (Label.NO_MASK, Label.MASK): EventType.MASK_RESTORED,
+    (Label.INCORRECT, Label.MASK): EventType.MASK_RESTORED,
 }
 
 #: decided states that count as a violation (what ``entered_unmasked`` reports)
-UNMASKED_STATES = ("no_mask", "incorrect")
+UNMASKED_STATES = (Label.NO_MASK, Label.INCORRECT)
 
 
-_MASK, _NO_MASK, _INCORRECT = (LABELS.index(name) for name in ("mask", "no_mask", "incorrect"))
+_MASK, _NO_MASK, _INCORRECT = (LABELS.index(name) for name in (Label.MASK, Label.NO_MASK, Label.INCORRECT))
 
 
 @dataclass
@@ -85,7 +85,7 @@ class TrackState:
         mean = np.average(np.stack(self._probs), axis=0, weights=np.asarray(self._weights))
         top, level = int(mean.argmax()), float(mean.max())
         violation = 1.0 - float(mean[_MASK])
-        if level < self.config.enter and violation >= self.config.enter and self.state in (None, "mask"):
+        if level < self.config.enter and violation >= self.config.enter and self.state in (None, Label.MASK):
             # clearly not masked, though split between no_mask and incorrect: leaving the mask (or
             # entering without one) is decided on their sum, and the likelier of the two is the state
             top, level = (_NO_MASK if mean[_NO_MASK] >= mean[_INCORRECT] else _INCORRECT), violation

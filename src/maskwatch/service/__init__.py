@@ -18,6 +18,7 @@ _EXPORTS = {
     "ConfigError": "config", "ServiceConfig": "config", "example_config": "config", "load_config": "config",
     "DetectConfig": "detect", "DetectService": "detect", "Detection": "detect",
     "ClassifyConfig": "classify", "ClassifyService": "classify", "Classification": "classify",
+    "SynthConfig": "synth", "run_synth": "synth",
 }
 
 

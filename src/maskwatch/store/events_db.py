@@ -61,13 +61,29 @@ class Event:
             "track_id": self.track_id,
             "source": self.source,
             "camera": self.camera,
-            "state_before": self.state_before,
-            "state_after": self.state_after,
+            "state_before": _plain(self.state_before),
+            "state_after": _plain(self.state_after),
             "confidence": None if self.confidence is None else round(self.confidence, 4),
             "snapshot": self.snapshot,
             "box": self.box,
             **({"extra": self.extra} if self.extra else {}),
         }
+
+    def line(self) -> str:
+        """One line for a console: ``mask_removed: track 3 mask->no_mask frame 412 video_time 16.48``;
+        what the event does not know is left out (a new track's first state shows alone, a live
+        source's event shows its UTC time instead of ``video_time``)."""
+        parts = [f"{self.type}:"]
+        if self.track_id is not None:
+            parts.append(f"track {self.track_id}")
+        if self.state_after is not None:
+            parts.append(f"{self.state_before}->{self.state_after}" if self.state_before is not None
+                         else str(self.state_after))
+        if self.frame is not None:
+            parts.append(f"frame {self.frame}")
+        parts.append(f"video_time {self.video_time:.2f}" if self.video_time is not None
+                     else f"at {self.time.astimezone(timezone.utc):%H:%M:%S} UTC")
+        return " ".join(parts)
 
 
 class _Base(DeclarativeBase):
@@ -411,10 +427,15 @@ class EventStore:
         self.engine.dispose()
 
 
+def _plain(value: str | None) -> str | None:
+    """A state (a :class:`~maskwatch.faces.Label`) as the plain string every database driver takes."""
+    return None if value is None else str(value)
+
+
 def _row_from_event(ev: Event) -> EventRow:
     return EventRow(type=str(ev.type), time=_naive_utc(ev.time), video_time=ev.video_time, frame=ev.frame, track_id=ev.track_id,
-                    source=redact(ev.source), camera=redact(ev.camera), state_before=ev.state_before, state_after=ev.state_after,
-                    confidence=ev.confidence, snapshot=ev.snapshot, box=ev.box,
+                    source=redact(ev.source), camera=redact(ev.camera), state_before=_plain(ev.state_before),
+                    state_after=_plain(ev.state_after), confidence=ev.confidence, snapshot=ev.snapshot, box=ev.box,
                     extra=json.loads(json.dumps(ev.extra)) if ev.extra else None, uid=ev.uid)
 
 

@@ -16,12 +16,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..faces import Label
+
 #: wear mode -> classifier label it is written under
-WEAR_MODES: dict[str, str] = {
-    "correct": "mask",
-    "nose": "incorrect",  # nose uncovered: mask top edge below the nose tip
-    "chin": "incorrect",  # nose and mouth uncovered, mask on the chin
-    "loose": "incorrect",  # hanging from one ear, tilted down on the other side
+WEAR_MODES: dict[str, Label] = {
+    "correct": Label.MASK,
+    "nose": Label.INCORRECT,  # nose uncovered: mask top edge below the nose tip
+    "chin": Label.INCORRECT,  # nose and mouth uncovered, mask on the chin
+    "loose": Label.INCORRECT,  # hanging from one ear, tilted down on the other side
 }
 
 # Face proportions in units of the eye-to-mouth height h (upright frame); typical adult values.

@@ -14,22 +14,23 @@ from __future__ import annotations
 
 import json
 import time
-import xml.etree.ElementTree as ET
 import zlib
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import DatasetError, InputError
+from ..faces import Label
 from ..images import find_images, read_image, write_jpeg
 from .generator import MaskSynthesizer, SkipFace
 from .geometry import WEAR_MODES
 from .preview import ContactSheet, face_thumbnail, fit_tile
 
-VOC_NAMES = {"mask": "with_mask", "incorrect": "mask_weared_incorrect"}
+#: the class names a synthesised VOC scene gives the boxes it masked (those of the Kaggle face-mask set)
+VOC_NAMES = {Label.MASK: "with_mask", Label.INCORRECT: "mask_weared_incorrect"}
 
 
 @dataclass
@@ -69,9 +70,9 @@ def face_rng(seed: int, key: str) -> np.random.Generator:
 
 
 def is_voc_folder(root: Path) -> bool:
-    from ..data.voc import _XML_DIRS, _first_dir
+    from ..data.voc import VocFolder
 
-    return root.is_dir() and _first_dir(root, _XML_DIRS, "*.xml") is not None
+    return VocFolder.find(root) is not None
 
 
 def _safe_stem(rel: Path) -> str:
@@ -179,48 +180,38 @@ def _image_items(src, out, synth, seed, limit, report, sheet, on_total) -> Itera
 def _voc_items(src, out, synth, seed, limit, report, sheet, on_total) -> Iterator[tuple[list[dict], Path]]:
     """Each ``without_mask`` box of each scene is masked; other boxes keep their labels."""
     from ..data.labels import map_label
-    from ..data.voc import _IMAGE_DIRS, _XML_DIRS, _first_dir
+    from ..data.voc import VocFolder, image_for, read_voc_file, write_voc
 
-    xml_dir = _first_dir(src, _XML_DIRS, "*.xml")
-    image_dir = _first_dir(src, _IMAGE_DIRS, "*.*") or xml_dir
-    xml_files = sorted(xml_dir.glob("*.xml"))
+    folder = VocFolder.find(src)
+    xml_files = folder.xml_files()
     if limit is not None:
         xml_files = xml_files[:limit]
     if on_total:
         on_total(len(xml_files))
-    by_stem = {p.stem: p for p in image_dir.iterdir() if p.is_file() and p.suffix.lower() != ".xml"}
+    by_stem = folder.images_by_stem()
     for xml_path in xml_files:
         report.sources += 1
-        try:
-            tree = ET.parse(xml_path)
-        except ET.ParseError as exc:
-            report.skip("corrupt file", f"{xml_path}: malformed XML ({exc})")
-            yield [], xml_path
-            continue
-        root = tree.getroot()
-        name = (root.findtext("filename") or xml_path.stem).strip()
-        image_path = by_stem.get(Path(name).stem) or by_stem.get(xml_path.stem)
-        if image_path is None:
-            report.skip("corrupt file", f"{xml_path}: no image for this annotation")
-            yield [], xml_path
-            continue
-        try:
+        image_path = None
+        try:  # malformed XML, no image for it, an unreadable image
+            annotation = read_voc_file(xml_path)
+            image_path = image_for(annotation, xml_path, by_stem)
+            if image_path is None:
+                raise InputError(xml_path, "no image for this annotation")
             image = read_image(image_path)
-        except InputError as exc:
+        except (DatasetError, InputError) as exc:
             report.skip("corrupt file", str(exc))
-            yield [], image_path
+            yield [], image_path or xml_path
             continue
-        targets = []  # (object element, fit)
-        for obj in root.findall("object"):
-            if map_label(obj.findtext("name") or "") != "no_mask":
+        targets = []  # (index of the object, fit)
+        for index, obj in enumerate(annotation.objects):
+            if map_label(obj.name) != Label.NO_MASK:
                 continue
-            try:
-                box = np.array([float(obj.findtext(f"bndbox/{k}")) for k in ("xmin", "ymin", "xmax", "ymax")], np.float32)
-            except (TypeError, ValueError):
+            box = np.array(obj.box, np.float32)
+            if not np.isfinite(box).all():
                 report.skip("landmarks missing", f"{xml_path}: unreadable box")
                 continue
             try:
-                targets.append((obj, _fit_in_crop(synth, image, box)))
+                targets.append((index, _fit_in_crop(synth, image, box)))
             except SkipFace as exc:
                 report.skip(exc.reason, f"{image_path} box {box.round().astype(int).tolist()}: {exc.detail or exc.reason}")
         if not targets:
@@ -231,13 +222,11 @@ def _voc_items(src, out, synth, seed, limit, report, sheet, on_total) -> Iterato
         report.faces_used += len(targets)
         rows = []
         for k in range(max(len(p) for p in plans)):
-            edited, variant = image, ET.fromstring(ET.tostring(root))
-            objects = variant.findall("object")
-            originals = root.findall("object")
+            edited, objects = image, list(annotation.objects)
             out_name = f"{image_path.stem}__synth{k}.jpg"
             target_img = out / "images" / out_name
             done = []
-            for (obj, fit), plan in zip(targets, plans):
+            for (index, fit), plan in zip(targets, plans):
                 if k >= len(plan):
                     continue
                 mode, style = plan[k]
@@ -246,17 +235,14 @@ def _voc_items(src, out, synth, seed, limit, report, sheet, on_total) -> Iterato
                     report.skip("mask out of frame", f"{image_path}: no {WEAR_MODES[mode]} mode keeps the mask inside the image")
                     continue
                 edited = result.image
-                objects[originals.index(obj)].find("name").text = VOC_NAMES[result.label]
+                objects[index] = replace(objects[index], name=VOC_NAMES[result.label])
                 done.append((fit, result))
             if not done:
                 continue
             write_jpeg(target_img, edited, quality=92)
-            filename = variant.find("filename")
-            if filename is None:
-                filename = ET.SubElement(variant, "filename")
-            filename.text = out_name
-            (out / "annotations").mkdir(parents=True, exist_ok=True)
-            ET.ElementTree(variant).write(out / "annotations" / f"{Path(out_name).stem}.xml", encoding="utf-8")
+            height, width = edited.shape[:2]
+            write_voc(out / "annotations" / f"{Path(out_name).stem}.xml",
+                      replace(annotation, filename=out_name, width=width, height=height, objects=tuple(objects)))
             for fit, result in done:
                 rows.append(_manifest_row(image_path, fit, result, target_img, out))
                 _record(report, result, sheet, face_thumbnail(edited, fit.box))

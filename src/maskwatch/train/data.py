@@ -17,7 +17,7 @@ import numpy as np
 
 from ..classifier.crop import CROP_CONTEXT, CROP_SIZE, crop_faces, face_box_in_crop
 from ..errors import DatasetError, InputError
-from ..faces import LABEL_INDEX, LABELS
+from ..faces import LABEL_INDEX, LABELS, Label
 from ..images import read_image
 from ..data.splits import SPLIT_FRACTIONS, assign_splits, dataset_splits, dhash
 
@@ -174,7 +174,7 @@ def _crop_folders(spec: SourceSpec, seed: int, warn, detector, label_map, exclud
     items: list[tuple[Path, int]] = []
     left_out = 0
     for path, label in folders:
-        if exclude and label == "no_mask" and str(Path(path).resolve()) in exclude:
+        if exclude and label == Label.NO_MASK and str(Path(path).resolve()) in exclude:
             left_out += 1
             continue
         items.append((Path(path), LABEL_INDEX[label]))
@@ -226,7 +226,7 @@ def drop_source_faces(faces: FaceSet, source_faces: list, min_iou: float = 0.5) 
     for i, origin in enumerate(faces.origins):
         path, _, index = origin.rpartition("#")
         resolved = str(Path(path).resolve())
-        if resolved not in by_image or faces.labels[i] != LABEL_INDEX["no_mask"]:
+        if resolved not in by_image or faces.labels[i] != LABEL_INDEX[Label.NO_MASK]:
             continue
         if resolved not in boxes_of:  # the boxes of that scene, in the order the crops were made
             root = Path(path).parent.parent

@@ -19,6 +19,7 @@ import numpy as np
 from ..boxes import iou_matrix
 from ..errors import DatasetError
 from ..faces import LABEL_INDEX
+from ..images import encode_jpeg
 
 STRIDE = 4
 #: Longer image side at inference; training crops are cut from images resized around it.
@@ -111,9 +112,8 @@ def _photometric(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if rng.random() < 0.2:
         out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.5, 1.5))
     if rng.random() < 0.3:
-        ok, data = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(30, 90))])
-        if ok:
-            out = cv2.imdecode(data, cv2.IMREAD_COLOR)
+        data = encode_jpeg(out, int(rng.integers(30, 90)))
+        out = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     return out
 
 
