@@ -19,6 +19,15 @@ def shared_path() -> Path:
     return Path(os.environ.get("MASKWATCH_SHARED", REPO.parent / "shared")).resolve()
 
 
+def pytest_collection_modifyitems(items):
+    """A test that reaches the shared data (the ``shared_dir`` fixture, directly or through another fixture
+    such as ``kaggle_dir``) carries the ``shared`` marker, so ``-m "not shared"`` selects the tests that run
+    without ../shared."""
+    for item in items:
+        if "shared_dir" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.shared)
+
+
 @pytest.fixture(autouse=True)
 def _settings_read_per_test():
     """maskwatch.settings reads the environment once; each test (and its monkeypatch.setenv in fixtures)
@@ -44,19 +53,6 @@ def shared_dir() -> Path:
 @pytest.fixture(scope="session")
 def kaggle_dir(shared_dir: Path) -> Path:
     return shared_dir / "data" / "kaggle-face-mask"
-
-
-def copy_kaggle_scenes(kaggle: Path, dst: Path, count: int) -> list[str]:
-    """The first ``count`` Kaggle scenes (sorted) copied into a VOC folder ``dst``; returns their stems."""
-    import shutil
-
-    (dst / "images").mkdir(parents=True)
-    (dst / "annotations").mkdir()
-    names = sorted(p.stem for p in (kaggle / "annotations").glob("*.xml"))[:count]
-    for stem in names:
-        shutil.copy(kaggle / "images" / f"{stem}.jpg", dst / "images")
-        shutil.copy(kaggle / "annotations" / f"{stem}.xml", dst / "annotations")
-    return names
 
 
 def _need(what: str) -> None:

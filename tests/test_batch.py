@@ -73,6 +73,7 @@ def watch_events(path: Path, model: Path) -> list[tuple]:
     return sorted((e.source, e.type, e.track_id, e.frame) for e in watcher.events)
 
 
+@pytest.mark.slow
 def test_batch_videos_match_watch_survive_a_killed_worker_and_resume(tmp_path, cluster, sprites, postgres_url):
     from maskwatch.batch import Settings, expand_inputs, run_batch
 
@@ -105,6 +106,7 @@ def json_records(folder: Path) -> list[dict]:
     return [r for f in sorted(folder.glob("*.jsonl")) for r in map(json.loads, f.read_text().splitlines())]
 
 
+@pytest.mark.slow
 def test_batch_cli_images_as_detect_and_failures_by_name(tmp_path, cluster, sprites, postgres_url):
     import cv2
 
@@ -151,6 +153,7 @@ def test_batch_cli_images_as_detect_and_failures_by_name(tmp_path, cluster, spri
     assert len(json_records(out)) == 3
 
 
+@pytest.mark.slow
 def test_segments_with_overlap_raise_each_event_once(tmp_path, sprites):
     """Videos cut in 2 s segments with a 1.5 s warm-up: someone standing across both boundaries enters once,
     and the swap scene (changes at frames 50, 70, 100; boundaries at 50 and 100) gives the whole file's events."""
@@ -181,6 +184,7 @@ def by_track(events) -> set[tuple]:
     return {(source, *sorted(g)) for (source, _), g in groups.items()}
 
 
+@pytest.mark.slow
 def test_segments_keep_one_track_id_per_person(tmp_path, cluster, sprites):
     """Through the driver (Ray, a store): someone across two boundaries keeps one track id; the swap scene's
     events grouped by track are the whole file's; someone the next segment's tracker first confirms after
@@ -285,6 +289,7 @@ def ray_head(tmp_path):
         assert not leftover, f"ray processes left running: {leftover}"
 
 
+@pytest.mark.slow
 def test_batch_cli_on_a_ray_start_cluster(tmp_path, ray_head, sprites, postgres_url):
     """`maskwatch batch --ray HOST:PORT`, then `--ray auto` with RAY_ADDRESS, each a process of its own (the
     driver), against a cluster of `ray start --head`: the watch engine's events in PostgreSQL, the second

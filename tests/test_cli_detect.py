@@ -60,6 +60,7 @@ def test_folder_jsonl_has_the_documented_shape(tmp_path, kaggle_dir):
     assert "images: 3 processed, 0 failed" in result.output
 
 
+@pytest.mark.slow
 def test_bad_inputs_are_reported_and_the_batch_goes_on(tmp_path, kaggle_dir):
     d = tmp_path / "batch"
     d.mkdir()

@@ -101,6 +101,7 @@ def _raise(db, snaps, track, type_="mask_removed"):
     return ev
 
 
+@pytest.mark.slow
 def test_dashboard_in_chromium(live, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
@@ -174,6 +175,7 @@ def test_dashboard_in_chromium(live, tmp_path):
     assert (tmp_path / "readme.png").stat().st_size < 300_000
 
 
+@pytest.mark.slow
 def test_camera_tiles_and_pushed_events(tmp_path):
     """With the venue service's endpoints (stand-ins here for #14's): the tile's frame updates, the health
     strip shows each camera, and an event pushed over /v1/events/stream appears without any polling."""
@@ -185,7 +187,7 @@ def test_camera_tiles_and_pushed_events(tmp_path):
     from fastapi.responses import Response, StreamingResponse
     from playwright.sync_api import expect
 
-    from test_server import FakePipeline
+    from fake_pipelines import FakePipeline
 
     from maskwatch.server import create_app
 
@@ -241,6 +243,7 @@ def test_camera_tiles_and_pushed_events(tmp_path):
     assert not errors, errors
 
 
+@pytest.mark.slow
 def test_dashboard_against_the_venue_service(tmp_path, sprites):  # noqa: F811
     """`maskwatch serve --config` with a looping file camera (its events come again on every loop): the tile
     shows the real /v1/cameras/door/frame.jpg and changes, the health strip shows the camera, an event the

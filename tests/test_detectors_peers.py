@@ -188,6 +188,7 @@ def test_shim_installs_only_when_torchvision_is_missing(monkeypatch):
     assert _torchvision_shim.install() is False
 
 
+@pytest.mark.slow
 def test_mtcnn_finds_faces(kaggle_sample):
     if importlib.util.find_spec("facenet_pytorch") is None or importlib.util.find_spec("torch") is None:
         pytest.skip('facenet-pytorch is not installed: pip install "maskwatch[mtcnn]" && '

@@ -37,12 +37,14 @@ def evaluation(held_out):
     return evaluate_detections(held_out, predictions.faces, operating_score=DEFAULT_MIN_SCORE)
 
 
+@pytest.mark.slow
 def test_split_is_a_quarter_and_never_in_training(held_out, kaggle_dir):
     assert 0.2 <= len(held_out) / 691 <= 0.3
     train = set((SPLITS / "train.txt").read_text().split()) | set((SPLITS / "val.txt").read_text().split())
     assert not train & {im.key for im in held_out}
 
 
+@pytest.mark.slow
 def test_issue_targets_on_held_out_kaggle(evaluation):
     row = evaluation.summary_row()
     assert row["map50_2class"] >= 0.75, row

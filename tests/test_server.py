@@ -27,51 +27,13 @@ from typer.testing import CliRunner  # noqa: E402
 from maskwatch.cli import app as cli_app  # noqa: E402
 from maskwatch.cli.detect import example_image_path  # noqa: E402
 from maskwatch.errors import InputError  # noqa: E402
-from maskwatch.faces import Faces  # noqa: E402
 from maskwatch.images import ImageTooLargeError, decode_image_bytes, read_image  # noqa: E402
 from maskwatch.server import create_app  # noqa: E402
 from maskwatch.store import Event, EventStore  # noqa: E402
+from fake_pipelines import BlockingPipeline, FakePipeline, fake_client, png_bytes  # noqa: E402,F401  (fake_client: fixture)
 
 SRC = Path(__file__).resolve().parent.parent / "src"
 FACE_KEYS = {"box", "score", "label", "label_score", "probs", "landmarks"}
-
-
-def png_bytes(width: int = 32, height: int = 24, colour=(200, 30, 30)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (width, height), colour).save(buf, "PNG")
-    return buf.getvalue()
-
-
-class FakePipeline:
-    """Two faces (scores 0.9 and 0.4, one masked, one not) on any image; or raises ``error``."""
-
-    class detector:  # noqa: N801 - mimics the attribute of MaskPipeline
-        name = "fake"
-        min_score = 0.1
-
-    classifier = None
-
-    def __init__(self, error: Exception | None = None):
-        self.error = error
-        self.calls = 0
-
-    def __call__(self, image, timer=None):
-        self.calls += 1
-        if self.error is not None:
-            raise self.error
-        return Faces(boxes=[[1, 1, 10, 10], [12, 2, 20, 12]], scores=[0.9, 0.4],
-                     probs=[[0.8, 0.1, 0.1], [0.1, 0.7, 0.2]])
-
-
-@pytest.fixture
-def fake_client(tmp_path):
-    def make(**options):
-        options.setdefault("pipeline", FakePipeline())
-        options.setdefault("db", str(tmp_path / "events.db"))
-        options.setdefault("snapshot_dir", tmp_path / "snaps")
-        return TestClient(create_app(**options), raise_server_exceptions=False, base_url="http://localhost")
-
-    return make
 
 
 @pytest.fixture(scope="module")
@@ -218,19 +180,6 @@ def test_pipeline_failures_are_json_not_tracebacks(fake_client):
     answer = fake_client(pipeline=FakePipeline(RuntimeError("surprise"))).post("/v1/detect", content=png_bytes())
     assert_error(answer, 500, "internal error")
     assert "surprise" not in answer.text and "RuntimeError" not in answer.text  # no exception text leaves
-
-
-class BlockingPipeline(FakePipeline):
-    """Holds every photo until ``release`` is set."""
-
-    def __init__(self):
-        super().__init__()
-        self.release = threading.Event()
-
-    def __call__(self, image, timer=None):
-        self.calls += 1
-        assert self.release.wait(20)
-        return Faces.empty().with_(probs=np.zeros((0, 3), np.float32))
 
 
 def test_busy_server_refuses_extra_photos_and_keeps_answering(fake_client):
@@ -386,6 +335,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_real_uvicorn_server_starts_and_answers(tmp_path):
     port = _free_port()
     env = dict(os.environ, PYTHONPATH=str(SRC), MASKWATCH_DB=str(tmp_path / "events.db"))

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import cv2
 import httpx
+import pytest
 
 from maskwatch.store import EventStore
 from servers import SilentServer
@@ -88,6 +89,7 @@ def wait_for(what, check, timeout_s: float = 30.0, every_s: float = 0.2):
     raise AssertionError(f"timed out waiting for {what}: {last!r}")
 
 
+@pytest.mark.slow
 def test_venue_service(tmp_path, sprites):  # noqa: F811
     swap_scene(sprites).write(tmp_path / "door.avi")  # 150 frames, 4 mask events
     hall = Scene([Actor(sprites[1], path=lambda f: (100 + f, 150), state=lambda f: "mask")],
@@ -236,6 +238,7 @@ def _get(url: str):
         return False
 
 
+@pytest.mark.slow
 def test_stream_camera_whose_source_is_down_stops_at_once_on_sigterm(tmp_path, sprites):  # noqa: F811
     """The stream is cut, then its address accepts connections and never answers (each reopen would hang for
     open_timeout_s = 20 s): SIGTERM still ends the camera process cleanly (exit 0, no SIGKILL) within ~2 s."""

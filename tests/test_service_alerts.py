@@ -44,6 +44,7 @@ alerts:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_venue_alerts_signed_once_per_person_and_every_event_stored(tmp_path, sprites, backend, request):  # noqa: F811
     store = str(tmp_path / "events.db") if backend == "sqlite" else request.getfixturevalue("postgres_url")

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 pytest.importorskip("torch")
 
-from conftest import copy_kaggle_scenes  # noqa: E402
+from sample_data import copy_kaggle_scenes  # noqa: E402
 from maskwatch.cli import app  # noqa: E402
 
 runner = CliRunner()
@@ -42,6 +42,7 @@ def _train(tiny, out, *extra):
                                "--threads", "2", "--cache", str(tiny / "cache"), *extra], catch_exceptions=False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["centerface", "scratch"])
 def test_tiny_training_run_writes_everything(tiny_sets, tmp_path, arch):
     out = tmp_path / "run"
@@ -63,6 +64,7 @@ def test_tiny_training_run_writes_everything(tiny_sets, tmp_path, arch):
     assert "sunglasses" in text and "incorrect" in text  # unknown and empty class folders are named
 
 
+@pytest.mark.slow
 def test_resume_continues_and_existing_dir_is_refused(tiny_sets, tmp_path):
     out = tmp_path / "run"
     assert _train(tiny_sets, out, "--arch", "scratch", "--epochs", "1").exit_code == 0
@@ -74,6 +76,7 @@ def test_resume_continues_and_existing_dir_is_refused(tiny_sets, tmp_path):
     assert [h["epoch"] for h in history] == [1, 2]
 
 
+@pytest.mark.slow
 def test_exported_model_loads_in_the_classifier(tiny_sets, tmp_path):
     from maskwatch.classifier import MaskClassifier
 
@@ -89,6 +92,7 @@ def test_no_sources_is_an_error(tmp_path):
     assert result.exit_code != 0 and "--voc" in result.output
 
 
+@pytest.mark.slow
 def test_synthetic_faces_train_only_and_their_sources_are_not_unmasked_examples(tiny_sets, tmp_path):
     synth = tmp_path / "synth"
     (synth / "incorrect").mkdir(parents=True)
@@ -131,6 +135,7 @@ def test_scene_faces_used_for_synthesis_are_dropped_from_unmasked(tiny_sets):
     assert f"{im.path}#{target}" not in kept.origins
 
 
+@pytest.mark.slow
 def test_label_corrections_relabel_and_drop_faces(tiny_sets, tmp_path):
     first, second = sorted((tiny_sets / "folders" / "with_mask").glob("*.jpg"))[:2]
     fixes = tmp_path / "fixes.csv"
@@ -186,6 +191,7 @@ def test_lowres_augmentation_removes_fine_detail():
     assert detail(shrunk) < 0.5 * detail(sharp)
 
 
+@pytest.mark.slow
 def test_runs_sharing_a_split_export_as_one_flip_averaged_model(tiny_sets, tmp_path):
     import onnx
 

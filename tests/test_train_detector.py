@@ -13,7 +13,7 @@ pytest.importorskip("torch")
 
 import torch  # noqa: E402
 
-from conftest import copy_kaggle_scenes  # noqa: E402
+from sample_data import copy_kaggle_scenes  # noqa: E402
 from maskwatch.cli import app  # noqa: E402
 from maskwatch.detectors.centerface import decode_centerface  # noqa: E402
 from maskwatch.registry import resolve_model  # noqa: E402
@@ -131,6 +131,7 @@ def _train_detector(scenes, out, *extra):
                                "--workers", "0", *extra], catch_exceptions=False)
 
 
+@pytest.mark.slow
 def test_tiny_detector_training_exports_a_model_detect_can_use(tiny_scenes, tmp_path):
     out = tmp_path / "run"
     result = _train_detector(tiny_scenes, out)
