@@ -37,6 +37,7 @@ def test_watch_on_a_server_that_never_answers_is_one_line_not_an_abort(tmp_path)
                                            "credentials, network or camera index)"
 
 
+@pytest.mark.slow
 def test_watch_reconnects_to_a_camera_gone_silent_and_stops_cleanly(tmp_path):
     """The stream plays, then the server accepts reconnects and says nothing: source_lost, reconnect attempts
     each cut at --open-timeout, and SIGTERM still ends with the summary and exit 0."""

@@ -196,6 +196,7 @@ def test_database_made_before_the_spool_gets_its_uid_column(tmp_path):
     store.close()
 
 
+@pytest.mark.slow
 def test_watch_on_a_full_disk_spools_reports_and_nothing_is_lost(tmp_path, disk, sprites_for_watch):
     """The real command: its database on a full filesystem. The summary counts stored/spooled/lost, the exit
     status is 4 (spooled, none lost) or 3 (lost); once the disk has room every event is stored exactly once."""

@@ -67,6 +67,7 @@ def check_at(events, etype, changed_at: int, detect_every: int, count: int = 1):
     return hits
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("detect_every", [1, 3])
 def test_events_at_the_right_frames(tmp_path, detector, sprites, detect_every):
     video = swap_scene(sprites).write(tmp_path / "swap.avi")
@@ -415,6 +416,7 @@ def run_cli(args: list[str], **kwargs) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, **kwargs)
 
 
+@pytest.mark.slow
 def test_watch_cli_end_to_end(tmp_path, sprites):
     """The real command with a real ONNX classifier (the colour-keyed one, as an .onnx file): events in the
     store, the events command, webhook, blurred snapshots, JSON lines and the annotated video."""
@@ -472,6 +474,7 @@ def test_watch_cli_end_to_end(tmp_path, sprites):
     assert row["source"] == str(video) and 100 <= row["frame"] <= 100 + event_tolerance_frames(3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_watch_cli_ctrl_c_finalises_video(tmp_path, sprites, stop_signal):
     from scenes import write_colour_key_onnx
@@ -514,6 +517,7 @@ def test_zone_limits_events_to_the_entrance(tmp_path, detector, sprites):
     assert result.exit_code == 2 and "--zone '1,2,3': expected" in result.stderr
 
 
+@pytest.mark.slow
 def test_real_classifier_on_synthetic_masks(tmp_path, shared_dir, detector):
     """The shipped classifier (no stand-in) on faces masked by `maskwatch synth`: A takes the mask off at
     frame 50 and puts it back on at frame 100; B wears it under the nose, then pulls it down at 70.
@@ -544,6 +548,7 @@ def test_real_classifier_on_synthetic_masks(tmp_path, shared_dir, detector):
     assert b_events and b_events[0].type == "entered_unmasked" and b_events[0].frame <= tol
 
 
+@pytest.mark.slow
 def test_watch_entry_line_end_to_end(tmp_path, sprites):
     """`maskwatch watch --entry`: an unmasked person walks down across a line at y = 240 and back up.
     entered and entered_unmasked come at the crossing (not when the person is first seen), left on the
