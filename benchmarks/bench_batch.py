@@ -3,7 +3,7 @@ on the same inputs, in one run:
 
     MASKWATCH_SHARED=/work/shared PYTHONPATH=src python benchmarks/bench_batch.py --videos 4 --frames 150 --images 64
 
-Videos: synthetic 640x480 25 FPS scenes (tests/scenes.py swap scene: real photos, masks coming off);
+Videos: synthetic 640x480 25 FPS scenes (tests/helpers/scenes.py swap scene: real photos, masks coming off);
 images: photos from the data share (chandrikadeb7-faces). Watch's defaults (centerface at 640, detector
 every 3rd frame, the shipped classifier), one ONNX Runtime thread per worker and for the baseline. The
 batch figures include starting the local Ray cluster and loading the models in each actor (reported).
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO))  # the tests.helpers package
 sys.path.insert(0, str(REPO / "src"))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))
@@ -79,7 +79,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from maskwatch.detectors import create_detector
-    from scenes import find_sprites, swap_scene
+    from tests.helpers.scenes import find_sprites, swap_scene
 
     faces = Path(args.shared) / "data" / "chandrikadeb7-faces" / "without_mask"
     work = Path(tempfile.mkdtemp(prefix="bench_batch_"))

@@ -42,14 +42,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO))  # the tests.helpers package
 sys.path.insert(0, str(REPO / "src"))
 
 import cv2  # noqa: E402
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 
-from scenes import background, find_sprites, swap_scene  # noqa: E402
+from tests.helpers.scenes import background, find_sprites, swap_scene  # noqa: E402
 
 CLK = os.sysconf("SC_CLK_TCK")
 

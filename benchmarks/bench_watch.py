@@ -5,7 +5,7 @@
 Then, for each --every, the event delay on the 135-frame swap scene of the tests (4 changes at known frames):
 how many frames after the picture changed each event came, and whether any was missed or extra.
 
-Frames are pre-rendered synthetic scenes (tests/scenes.py: real photos moving over a background, noise);
+Frames are pre-rendered synthetic scenes (tests/helpers/scenes.py: real photos moving over a background, noise);
 decoding and drawing are not counted. The classifier is the trained ONNX when one is installed, else the
 colour-keyed stand-in (flagged in the output): its cost is then not the real classifier's.
 """
@@ -21,14 +21,14 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO))  # the tests.helpers package
 sys.path.insert(0, str(REPO / "src"))
 
 from maskwatch.detectors import create_detector  # noqa: E402
 from maskwatch.errors import ModelError  # noqa: E402
 from maskwatch.monitor import Watcher  # noqa: E402
 from maskwatch.video import Frame  # noqa: E402
-from scenes import SWAP_CHANGES, Actor, ColourKeyClassifier, Scene, background, find_sprites, swap_scene  # noqa: E402
+from tests.helpers.scenes import SWAP_CHANGES, Actor, ColourKeyClassifier, Scene, background, find_sprites, swap_scene  # noqa: E402
 
 
 def classifier(threads: int):

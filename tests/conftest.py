@@ -64,7 +64,7 @@ def _need(what: str) -> None:
 
 
 def _serve(starter: str):
-    import servers
+    from tests.helpers import servers
 
     try:
         server = getattr(servers, starter)()

@@ -13,10 +13,10 @@ import httpx
 import pytest
 
 from maskwatch.store import EventStore
-from scenes import Actor, Scene, swap_scene, write_colour_key_onnx
-from test_alerts import SECRET, _Receiver
-from test_service import ServiceProcess as _Service, free_port, listen_events, wait_for
-from test_watch import detector, sprites  # noqa: F401  (module fixtures)
+from tests.helpers.scenes import Actor, Scene, swap_scene, write_colour_key_onnx
+from tests.integration.test_alerts import SECRET, _Receiver
+from tests.integration.test_service import ServiceProcess as _Service, free_port, listen_events, wait_for
+from tests.integration.test_watch import detector, sprites  # noqa: F401  (module fixtures)
 
 RULE_TYPES = ("entered_unmasked", "mask_removed")
 

@@ -13,7 +13,7 @@ pytest.importorskip("torch")
 
 import torch  # noqa: E402
 
-from sample_data import copy_kaggle_scenes  # noqa: E402
+from tests.helpers.sample_data import copy_kaggle_scenes  # noqa: E402
 from maskwatch.cli import app  # noqa: E402
 from maskwatch.detectors.centerface import decode_centerface  # noqa: E402
 from maskwatch.registry import resolve_model  # noqa: E402

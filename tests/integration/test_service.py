@@ -20,11 +20,11 @@ import httpx
 import pytest
 
 from maskwatch.store import EventStore
-from servers import SilentServer
-from scenes import Actor, Scene, swap_scene, write_colour_key_onnx
-from test_watch import detector, sprites  # noqa: F401  (module fixtures)
+from tests.helpers.servers import SilentServer
+from tests.helpers.scenes import Actor, Scene, swap_scene, write_colour_key_onnx
+from tests.integration.test_watch import detector, sprites  # noqa: F401  (module fixtures)
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:

@@ -17,7 +17,7 @@ from maskwatch.alerts.rules import RuleEngine
 from maskwatch.errors import MaskWatchError
 from maskwatch.store import Event, EventStore
 
-from servers import free_port, start_mosquitto
+from tests.helpers.servers import free_port, start_mosquitto
 
 SECRET = "s3cret"
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from servers import SilentServer
+from tests.helpers.servers import SilentServer
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def cli(args: list[str], **kwargs) -> subprocess.Popen:

@@ -12,7 +12,7 @@ pytest.importorskip("torch")
 from maskwatch.errors import MaskWatchError  # noqa: E402
 from maskwatch.service import train as service  # noqa: E402
 from maskwatch.train.config import TrainConfig  # noqa: E402
-from test_train import tiny_sets  # noqa: E402,F401  (the fixture)
+from tests.unit.train.test_train import tiny_sets  # noqa: E402,F401  (the fixture)
 
 
 def test_sources_parse_and_bad_configs_are_refused(tmp_path):

@@ -15,7 +15,7 @@ from maskwatch.cli import app as cli_app  # noqa: E402
 from maskwatch.errors import MaskWatchError  # noqa: E402
 from maskwatch.redact import redact  # noqa: E402
 from maskwatch.store import Event, EventStore  # noqa: E402
-from fake_pipelines import fake_client  # noqa: E402,F401  (the server fixture: fake pipeline, temporary database)
+from tests.helpers.fake_pipelines import fake_client  # noqa: E402,F401  (the server fixture: fake pipeline, temporary database)
 
 HUGE = "477304052507696219291648"
 
@@ -225,7 +225,7 @@ def test_stats_are_counted_by_the_database_not_by_loading_events(fake_client, tm
 def test_busy_server_refuses_an_upload_before_reading_its_body(fake_client):
     import threading
 
-    from fake_pipelines import BlockingPipeline, png_bytes
+    from tests.helpers.fake_pipelines import BlockingPipeline, png_bytes
 
     pipeline = BlockingPipeline()
     client = fake_client(pipeline=pipeline, max_concurrent=1, max_pending=1)
@@ -244,7 +244,7 @@ def test_busy_server_refuses_an_upload_before_reading_its_body(fake_client):
 
 
 def test_one_detection_has_a_time_limit(fake_client):
-    from fake_pipelines import BlockingPipeline, png_bytes
+    from tests.helpers.fake_pipelines import BlockingPipeline, png_bytes
 
     pipeline = BlockingPipeline()
     client = fake_client(pipeline=pipeline, detect_timeout_s=0.3, max_pending=1)
@@ -348,7 +348,7 @@ def test_large_jpeg_upload_is_decoded_reduced_and_boxes_come_back_in_original_pi
 
     from PIL import Image
 
-    from fake_pipelines import FakePipeline
+    from tests.helpers.fake_pipelines import FakePipeline
 
     shapes = []
 

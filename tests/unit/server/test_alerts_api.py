@@ -10,7 +10,7 @@ from maskwatch.alerts import AlertStore
 from maskwatch.server import create_app
 from maskwatch.store import Event, EventStore
 
-from fake_pipelines import FakePipeline
+from tests.helpers.fake_pipelines import FakePipeline
 
 
 def _client(tmp_path, **kw):

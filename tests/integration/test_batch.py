@@ -22,10 +22,10 @@ from typer.testing import CliRunner
 
 from maskwatch.cli import app
 from maskwatch.store import EventStore
-from scenes import Actor, Scene, find_sprites, swap_scene, write_colour_key_onnx
+from tests.helpers.scenes import Actor, Scene, find_sprites, swap_scene, write_colour_key_onnx
 
 ray = pytest.importorskip("ray")
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 RAY_CLI = Path(sys.executable).with_name("ray")
 
 

@@ -15,7 +15,7 @@ from maskwatch.errors import MaskWatchError
 from maskwatch.images import read_image
 from maskwatch.registry import MODELS, resolve_model, sha256_of
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "src" / "maskwatch" / "examples" / "astronaut.jpg"
+EXAMPLE = Path(__file__).resolve().parents[3] / "src" / "maskwatch" / "examples" / "astronaut.jpg"
 
 
 def test_bundled_int8_model_is_registered_with_its_checksum():

@@ -22,7 +22,7 @@ import pytest
 from maskwatch.store import Event, EventStore, SpoolConfig
 from maskwatch.store.spool import Spool
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 #: free space left on the full disk: SQLite can still open the database (its 32 KiB -shm), not write to it
 LEAVE_BYTES = 40_000
 #: the fallback: a file-size limit just above SQLite's 32 KiB -shm (the WAL passes it after a commit or two)
@@ -200,7 +200,7 @@ def test_database_made_before_the_spool_gets_its_uid_column(tmp_path):
 def test_watch_on_a_full_disk_spools_reports_and_nothing_is_lost(tmp_path, disk, sprites_for_watch):
     """The real command: its database on a full filesystem. The summary counts stored/spooled/lost, the exit
     status is 4 (spooled, none lost) or 3 (lost); once the disk has room every event is stored exactly once."""
-    from scenes import swap_scene, write_colour_key_onnx
+    from tests.helpers.scenes import swap_scene, write_colour_key_onnx
 
     video = swap_scene(sprites_for_watch).write(tmp_path / "door.avi")
     model = write_colour_key_onnx(tmp_path / "ck.onnx")
@@ -241,7 +241,7 @@ def test_watch_on_a_full_disk_spools_reports_and_nothing_is_lost(tmp_path, disk,
 
 @pytest.fixture(scope="module")
 def sprites_for_watch(shared_dir):
-    from scenes import share_sprites
+    from tests.helpers.scenes import share_sprites
 
     return share_sprites(shared_dir)
 
@@ -286,7 +286,7 @@ def test_events_and_serve_write_back_the_spool_watch_was_given(tmp_path):
 
     from maskwatch.cli import app
     from maskwatch.server import create_app
-    from test_server import FakePipeline
+    from tests.integration.test_server import FakePipeline
 
     db = str(tmp_path / "events.db")
     spool = tmp_path / "elsewhere" / "watch-spool.jsonl"

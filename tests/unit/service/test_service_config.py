@@ -184,7 +184,7 @@ def test_docs_list_every_key():
 
     from maskwatch.service.config import ServiceConfig
 
-    doc = (Path(__file__).resolve().parents[1] / "docs" / "service.md").read_text(encoding="utf-8")
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "service.md").read_text(encoding="utf-8")
 
     def keys(cls: type[BaseModel], prefix: str) -> list[str]:
         out = []

@@ -1,7 +1,7 @@
 """Synthetic test videos: real face photos moving over a textured background, with a painted mask that
 can come off at a known frame, camera shake, noise, a second person and occlusions.
 
-Shared by tests/test_watch.py and benchmarks/bench_watch.py. Nothing here is copied from the data
+Shared by tests/integration/test_watch.py and benchmarks/bench_watch.py. Nothing here is copied from the data
 share: faces are read from it at run time.
 """
 

@@ -1,7 +1,7 @@
 """maskwatch watch: events on synthetic videos made here, tracking through occlusion, sources, kill -9.
 
 Faces are real photos from the data share detected by the real CenterFace; the mask classifier is the
-colour-keyed stand-in of tests/scenes.py (the trained ONNX is not needed), so these tests check the
+colour-keyed stand-in of tests/helpers/scenes.py (the trained ONNX is not needed), so these tests check the
 monitor, not a model. Event timing tolerance: an event must come after the frame where the picture
 changed and at most ``event_tolerance_frames(N)`` frames later: 20 frames (0.8 s at 25 FPS) with the
 detector on every frame, 12*N frames with it on every Nth (36 frames = 1.44 s for N=3).
@@ -26,9 +26,9 @@ from maskwatch.errors import InputError
 from maskwatch.monitor import Watcher, run_watch
 from maskwatch.store import EventStore
 from maskwatch.video import LiveSource, SourceStatus, VideoFileSource, VideoWriter, open_source
-from scenes import Actor, ColourKeyClassifier, Scene, event_tolerance_frames, find_sprites, swap_scene
+from tests.helpers.scenes import Actor, ColourKeyClassifier, Scene, event_tolerance_frames, find_sprites, swap_scene
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 FPS = 25.0
 
 
@@ -334,11 +334,11 @@ def test_sigterm_stops_a_live_source_whose_camera_is_down(tmp_path):
     script = tmp_path / "down.py"
     script.write_text(textwrap.dedent(f"""
         import sys, time
-        sys.path.insert(0, {str(REPO / "tests")!r})
+        sys.path.insert(0, {str(REPO)!r})
         import numpy as np
         from maskwatch.monitor import Watcher, run_watch
         from maskwatch.video import LiveSource
-        from test_watch import ScheduledCamera, _NoFaces
+        from tests.integration.test_watch import ScheduledCamera, _NoFaces
 
         t0 = time.monotonic()
         source = LiveSource("fake://down", backoff_s=0.05, max_backoff_s=0.1, lost_after_s=0.3,
@@ -369,7 +369,7 @@ KILL_SCRIPT = textwrap.dedent("""
     from maskwatch.monitor import Watcher, run_watch
     from maskwatch.store import EventStore
     from maskwatch.video import VideoFileSource
-    from scenes import ColourKeyClassifier
+    from tests.helpers.scenes import ColourKeyClassifier
 
     store = EventStore({db!r})
     detector = create_detector("centerface", threads=1, input_size=320)
@@ -389,7 +389,7 @@ def test_kill_9_keeps_every_committed_event(tmp_path, sprites):
     video = Scene([a], frames=30, seed=4).write(tmp_path / "loop.avi")
     db = f"sqlite:///{tmp_path / 'events.db'}"
     script = tmp_path / "run.py"
-    script.write_text(KILL_SCRIPT.format(tests=str(REPO / "tests"), db=db, video=str(video)))
+    script.write_text(KILL_SCRIPT.format(tests=str(REPO), db=db, video=str(video)))
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env)
     printed = []
@@ -424,7 +424,7 @@ def test_watch_cli_end_to_end(tmp_path, sprites):
     import json
     import threading
 
-    from scenes import write_colour_key_onnx
+    from tests.helpers.scenes import write_colour_key_onnx
 
     received, alerted = [], []
 
@@ -477,7 +477,7 @@ def test_watch_cli_end_to_end(tmp_path, sprites):
 @pytest.mark.slow
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_watch_cli_ctrl_c_finalises_video(tmp_path, sprites, stop_signal):
-    from scenes import write_colour_key_onnx
+    from tests.helpers.scenes import write_colour_key_onnx
 
     video = Scene([Actor(sprites[0], path=lambda f: (100 + f % 300, 150), state=lambda f: "mask")],
                   frames=1000, seed=5).write(tmp_path / "long.avi")  # long enough to be interrupted mid-way
@@ -526,7 +526,7 @@ def test_real_classifier_on_synthetic_masks(tmp_path, shared_dir, detector):
     so neither their faces nor masked versions of them were seen in training."""
     from maskwatch.classifier import MaskClassifier
     from maskwatch.train.data import folder_split
-    from scenes import synthetic_masks
+    from tests.helpers.scenes import synthetic_masks
 
     root = shared_dir / "data" / "face-mask-12k" / "train"
     held_out = sorted(root / k for k, split in folder_split(root).items() if split == "test" and k.startswith("without_mask/"))
@@ -553,7 +553,7 @@ def test_watch_entry_line_end_to_end(tmp_path, sprites):
     """`maskwatch watch --entry`: an unmasked person walks down across a line at y = 240 and back up.
     entered and entered_unmasked come at the crossing (not when the person is first seen), left on the
     way back; the line is drawn into the output video."""
-    from scenes import write_colour_key_onnx
+    from tests.helpers.scenes import write_colour_key_onnx
 
     top = lambda f: 10 + 3.3 * f if f < 100 else 340 - 3.3 * (f - 100)  # noqa: E731 - face top-left y
     video = Scene([Actor(sprites[0], path=lambda f: (250, top(f)), state=lambda f: "no_mask")],

@@ -18,7 +18,7 @@ from maskwatch.evaluate import evaluate_detections
 from maskwatch.evaluate.inputs import run_system
 from maskwatch.pipeline import build_pipeline
 
-SPLITS = Path(__file__).resolve().parent.parent / "splits" / "kaggle-face-mask"
+SPLITS = Path(__file__).resolve().parents[2] / "splits" / "kaggle-face-mask"
 
 
 @pytest.fixture(scope="module")

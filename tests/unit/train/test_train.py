@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 pytest.importorskip("torch")
 
-from sample_data import copy_kaggle_scenes  # noqa: E402
+from tests.helpers.sample_data import copy_kaggle_scenes  # noqa: E402
 from maskwatch.cli import app  # noqa: E402
 
 runner = CliRunner()

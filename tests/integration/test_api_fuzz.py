@@ -17,7 +17,7 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
 )
 
 from maskwatch.server import create_app  # noqa: E402
-from fake_pipelines import FakePipeline  # noqa: E402
+from tests.helpers.fake_pipelines import FakePipeline  # noqa: E402
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 

@@ -19,7 +19,7 @@ from typer.testing import CliRunner  # noqa: E402
 from maskwatch.cli import app as cli_app  # noqa: E402
 from maskwatch.server.limits import slow_client_protocol  # noqa: E402
 from maskwatch.store import Event, EventStore  # noqa: E402
-from fake_pipelines import fake_client  # noqa: E402,F401
+from tests.helpers.fake_pipelines import fake_client  # noqa: E402,F401
 
 HEAD_S, BODY_S = 1.5, 2.5
 

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from test_watch import detector, sprites  # noqa: F401  (module fixtures for the venue test)
+from tests.integration.test_watch import detector, sprites  # noqa: F401  (module fixtures for the venue test)
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed")
 
@@ -187,7 +187,7 @@ def test_camera_tiles_and_pushed_events(tmp_path):
     from fastapi.responses import Response, StreamingResponse
     from playwright.sync_api import expect
 
-    from fake_pipelines import FakePipeline
+    from tests.helpers.fake_pipelines import FakePipeline
 
     from maskwatch.server import create_app
 
@@ -254,8 +254,8 @@ def test_dashboard_against_the_venue_service(tmp_path, sprites):  # noqa: F811
     import httpx
     from playwright.sync_api import expect
 
-    from scenes import swap_scene, write_colour_key_onnx
-    from test_service import ServiceProcess, free_port
+    from tests.helpers.scenes import swap_scene, write_colour_key_onnx
+    from tests.integration.test_service import ServiceProcess, free_port
 
     swap_scene(sprites).write(tmp_path / "door.avi")  # 6 s at 25 fps: 4 mask events per loop
     write_colour_key_onnx(tmp_path / "ck.onnx")

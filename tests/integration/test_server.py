@@ -30,9 +30,9 @@ from maskwatch.errors import InputError  # noqa: E402
 from maskwatch.images import ImageTooLargeError, decode_image_bytes, read_image  # noqa: E402
 from maskwatch.server import create_app  # noqa: E402
 from maskwatch.store import Event, EventStore  # noqa: E402
-from fake_pipelines import BlockingPipeline, FakePipeline, fake_client, png_bytes  # noqa: E402,F401  (fake_client: fixture)
+from tests.helpers.fake_pipelines import BlockingPipeline, FakePipeline, fake_client, png_bytes  # noqa: E402,F401  (fake_client: fixture)
 
-SRC = Path(__file__).resolve().parent.parent / "src"
+SRC = Path(__file__).resolve().parents[2] / "src"
 FACE_KEYS = {"box", "score", "label", "label_score", "probs", "landmarks"}
 
 
@@ -387,7 +387,7 @@ def test_dashboard_script_sends_the_key_and_loads_snapshots_through_fetch(tmp_pa
         while not server.started:
             assert time.monotonic() < deadline, "server did not start"
             time.sleep(0.05)
-        harness = Path(__file__).parent / "js" / "dashboard_harness.mjs"
+        harness = Path(__file__).resolve().parents[1] / "helpers" / "js" / "dashboard_harness.mjs"
         out = subprocess.run(["node", str(harness), str(STATIC_DIR / "dashboard.html"), f"http://127.0.0.1:{port}", "k3y"],
                              capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
