@@ -434,7 +434,7 @@ def evaluate_classifier(config: ClassifyEvalConfig, hooks: EvalHooks | None = No
 def _classify_images(classifier: Any, paths: list[Path], by_image: dict[Path, list[Sample]], problems: DatasetReport,
                      hooks: EvalHooks) -> tuple[np.ndarray, list[str], list[Sample]]:
     from ..classifier import crop_faces, face_box_in_crop
-    from ..detectors import create_detector
+    from ..classifier.crop import face_locator
     from ..errors import InputError
     from ..images import read_image
 
@@ -448,7 +448,7 @@ def _classify_images(classifier: Any, paths: list[Path], by_image: dict[Path, li
             continue
         entries = by_image[path]
         if entries[0][1] is None and locator is None:
-            locator = create_detector("centerface", min_score=0.3)
+            locator = face_locator()
         boxes = np.concatenate([face_box_in_crop(image, locator) if box is None else np.asarray([box], np.float32)
                                 for _, box, _ in entries])
         probs.append(classifier.predict_crops(crop_faces(image, boxes, classifier.size, classifier.context)))

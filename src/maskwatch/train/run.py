@@ -31,9 +31,9 @@ def gather_faces(sources: list[SourceSpec], seed: int, warn: Callable[[str], Non
             raise MaskWatchError(f"{spec.path}: no such dataset")
     detector = None
     if any(s.kind != "voc" for s in sources):  # face-image sources locate their face; VOC boxes are given
-        from ..detectors import create_detector
+        from ..classifier.crop import face_locator
 
-        detector = create_detector("centerface", min_score=0.3, threads=detector_threads)
+        detector = face_locator(threads=detector_threads)
     plans = {id(s): synth_plan(s.path, seed, synth_share) for s in sources if s.kind == "synth"}
     exclude = set().union(*(used for _, used, _ in plans.values())) if plans else set()
     source_faces = [face for _, _, faces in plans.values() for face in faces]
