@@ -12,6 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..detectors.centerface import prepare_blob
 from ..errors import MaskWatchError
 from ..evaluate.plots import plot_detector_curves
 from .config import DetectorTrainConfig
@@ -47,19 +48,6 @@ def detector_losses(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]
     }
 
 
-def _blob(image: np.ndarray, size: int | None) -> tuple[np.ndarray, float]:
-    import cv2
-
-    h, w = image.shape[:2]
-    scale = 1.0 if not size else size / max(h, w)
-    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-    resized = image if (nh, nw) == (h, w) else cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    ph, pw = -(-nh // 32) * 32, -(-nw // 32) * 32
-    blob = np.zeros((1, 3, ph, pw), np.float32)
-    blob[0, :, :nh, :nw] = resized[:, :, ::-1].transpose(2, 0, 1)
-    return blob, scale
-
-
 @torch.no_grad()
 def predict_scene(net: CenterFaceNet, image: np.ndarray, size: int, device: torch.device,
                   threshold: float = 0.05) -> Faces:
@@ -67,7 +55,7 @@ def predict_scene(net: CenterFaceNet, image: np.ndarray, size: int, device: torc
     from ..boxes import clip_boxes
     from ..detectors.centerface import decode_centerface
 
-    blob, scale = _blob(image, size)
+    blob, scale = prepare_blob(image, size)
     out = net(torch.from_numpy(blob).to(device))
     maps = [out[k][0].float().cpu().numpy() for k in ("heatmap", "size", "offset", "landmarks")]
     state = torch.softmax(out["state"][0].float(), 0).cpu().numpy()
@@ -211,7 +199,7 @@ def check_export(net: CenterFaceNet, path: Path, image: np.ndarray) -> float:
     """Largest difference between PyTorch and ONNX Runtime over the five maps of one image."""
     import onnxruntime as ort
 
-    blob, _ = _blob(image, 320)
+    blob, _ = prepare_blob(image, 320)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     ort_out = session.run(list(EXPORT_OUTPUTS), {"input": blob})
     with torch.no_grad():
